@@ -1,0 +1,232 @@
+"""The gateway's error tree, and the one place errors become client bodies.
+
+::
+
+    GatewayError                       status  Anthropic type          OpenAI type / code
+    ├── InvalidRequest                 400     invalid_request_error   invalid_request_error
+    ├── AuthenticationFailed           401     authentication_error    invalid_request_error / invalid_api_key
+    ├── PermissionDenied               403     permission_error        permission_error
+    ├── NotFound                       404     not_found_error         invalid_request_error / model_not_found
+    ├── RequestTooLarge                413     request_too_large       invalid_request_error / request_too_large
+    ├── RateLimited                    429     rate_limit_error        rate_limit_error / rate_limit_exceeded
+    ├── Overloaded                     529*    overloaded_error        service_unavailable_error  (*503 for OpenAI)
+    ├── UpstreamFailure                500     api_error               server_error
+    ├── BadGateway                     502     api_error               server_error
+    └── GatewayTimeout                 504     timeout_error           server_error / timeout
+
+Views and upstream code raise; one Flask error handler calls :func:`render`.
+:func:`from_upstream` classifies a non-2xx SAP AI Core answer (spec §10) and
+:func:`redact` keeps URLs, hosts and tokens out of every message. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Mapping
+
+ANTHROPIC = "anthropic"
+OPENAI = "openai"
+
+MAX_RETRY_AFTER = 60
+
+
+class GatewayError(Exception):
+    status = 500
+    anthropic_type = "api_error"
+    openai_type = "server_error"
+    openai_code: str | None = None
+
+    def __init__(self, message: str, *, retry_after: int | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        if status is not None:
+            self.status = status
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    anthropic_type = "invalid_request_error"
+    openai_type = "invalid_request_error"
+
+
+class PromptTooLong(InvalidRequest):
+    openai_code = "context_length_exceeded"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    anthropic_type = "authentication_error"
+    openai_type = "invalid_request_error"
+    openai_code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    anthropic_type = "permission_error"
+    openai_type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    anthropic_type = "not_found_error"
+    openai_type = "invalid_request_error"
+    openai_code = "model_not_found"
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    anthropic_type = "request_too_large"
+    openai_type = "invalid_request_error"
+    openai_code = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    anthropic_type = "rate_limit_error"
+    openai_type = "rate_limit_error"
+    openai_code = "rate_limit_exceeded"
+
+
+class Overloaded(GatewayError):
+    status = 529
+    anthropic_type = "overloaded_error"
+    openai_type = "service_unavailable_error"
+
+
+class UpstreamFailure(GatewayError):
+    status = 500
+
+
+class BadGateway(GatewayError):
+    status = 502
+
+
+class GatewayTimeout(GatewayError):
+    status = 504
+    anthropic_type = "timeout_error"
+    openai_code = "timeout"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(error: GatewayError, dialect: str, request_id: str) -> tuple[bytes, int, dict]:
+    """Body, status and headers for ``error`` in the client's dialect."""
+    headers = {"request-id": request_id, "x-request-id": request_id,
+               "x-should-retry": "true" if error.status in (408, 409, 429, 500, 502, 503, 504, 529)
+               else "false"}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(error.retry_after)
+        headers["retry-after-ms"] = str(error.retry_after * 1000)
+    status = error.status
+    if dialect == OPENAI:
+        if status == 529:
+            status = 503
+        body = {"error": {"message": error.message, "type": error.openai_type,
+                          "param": None, "code": error.openai_code}}
+    else:
+        body = {"type": "error",
+                "error": {"type": error.anthropic_type, "message": error.message},
+                "request_id": request_id}
+    return json.dumps(body).encode(), status, headers
+
+
+def anthropic_error_payload(error_type: str, message: str) -> str:
+    """The JSON of an in-band Anthropic ``error`` event."""
+    return json.dumps({"type": "error", "error": {"type": error_type, "message": message}})
+
+
+# --------------------------------------------------------------------------- upstream mapping
+
+_URL = re.compile(r"https?://[^\s\"'<>]+")
+_HOST = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:hana\.ondemand\.com|ondemand\.com|amazonaws\.com|"
+                   r"azure\.com|googleapis\.com|sap\.com)\b")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_THROTTLE = re.compile(r"(?i)throttl|too many|rate limit|rate-limit|quota")
+_OVERLOAD = re.compile(r"(?i)overloaded|serviceunavailable|service unavailable|modelnotready|"
+                       r"not ready|capacity")
+_TOO_LONG = re.compile(r"(?i)too long|prompt is too long|context length|input length")
+
+
+def redact(text: str) -> str:
+    """Remove URLs, SAP/cloud host names, bearer tokens and JWTs from ``text``."""
+    text = _URL.sub("[url]", text)
+    text = _HOST.sub("[host]", text)
+    text = _BEARER.sub(r"\1[token]", text)
+    return _JWT.sub("[token]", text)
+
+
+def upstream_message(body: bytes) -> str:
+    """The human message in an upstream error body, whatever its shape (spec §6.6)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return redact(text[:500]) if text else ""
+    return redact(_message_from_json(data))[:2000]
+
+
+def _message_from_json(data: object) -> str:
+    if isinstance(data, dict):
+        for key in ("message", "Message"):
+            if isinstance(data.get(key), str):
+                return data[key]
+        err = data.get("error")
+        if isinstance(err, dict):
+            inner = _message_from_json(err)
+            if inner:
+                return inner
+        if isinstance(err, str):
+            desc = data.get("error_description")
+            return f"{err}: {desc}" if isinstance(desc, str) else err
+        return ""
+    if isinstance(data, str):
+        return data
+    return ""
+
+
+def _retry_after(headers: Mapping[str, str], default: int) -> int:
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        value = int(float(raw)) if raw is not None else default
+    except ValueError:
+        value = default
+    return max(1, min(MAX_RETRY_AFTER, value))
+
+
+def from_upstream(status: int, body: bytes, headers: Mapping[str, str], *,
+                  model: str, estimated_tokens: int | None = None) -> GatewayError:
+    """Classify a non-2xx SAP AI Core answer into the client-facing error (spec §10)."""
+    message = upstream_message(body)
+    if status == 429 or (status in (400, 503) and _THROTTLE.search(message or "")):
+        return RateLimited(
+            f"SAP AI Core throttled {model}: {message or 'too many requests'}",
+            retry_after=_retry_after(headers, 5))
+    if status == 400 or status == 422:
+        if _TOO_LONG.search(message):
+            n = f"{estimated_tokens} tokens" if estimated_tokens else "the prompt"
+            return PromptTooLong(
+                f"capability_rejected: prompt_too_long; prompt is too long: {n} > "
+                f"model maximum. Upstream said: {message}")
+        return InvalidRequest(message or "SAP AI Core rejected the request")
+    if status == 413:
+        return RequestTooLarge(message or "request too large for SAP AI Core")
+    if status in (401, 403):
+        # Our SAP credentials or resource group failed: never the client's own 401/403.
+        return UpstreamFailure(f"SAP AI Core refused the gateway's credentials for {model} "
+                               f"(upstream {status}); the operator must check the service key "
+                               "and resource group")
+    if status == 404:
+        return NotFound(f"SAP AI Core has no deployment serving {model} at the configured URL")
+    if status in (503, 529) or _OVERLOAD.search(message or ""):
+        return Overloaded(f"SAP AI Core is overloaded for {model}: {message or 'unavailable'}",
+                          retry_after=_retry_after(headers, 5))
+    if status in (408, 504):
+        return GatewayTimeout(f"SAP AI Core timed out for {model}: {message or 'timeout'}")
+    if status == 502:
+        return BadGateway(f"SAP AI Core gateway error for {model}: {message or 'bad gateway'}")
+    return UpstreamFailure(f"SAP AI Core error {status} for {model}: {message or 'no details'}")

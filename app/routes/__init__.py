@@ -1,0 +1,99 @@
+"""Blueprint registration, request bookkeeping and the one error renderer.
+
+Every request gets a gateway request id (``req_…``, returned in ``request-id``
+and ``x-request-id``) and a :class:`RequestRecord` whose line is written once at
+the end. API blueprints authenticate in ``before_request``. Every error, ours or
+Werkzeug's, leaves through :func:`_render_error` as JSON in the caller's dialect:
+OpenAI routes get OpenAI error bodies, everything else Anthropic ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from app import errors
+from app.client_auth import authenticate
+from app.log import RequestRecord
+from app.runtime import current
+
+log = logging.getLogger(__name__)
+
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses")
+
+
+def register(app: Flask) -> None:
+    from app.routes import health, messages, models
+
+    app.register_blueprint(health.bp)
+    for bp in (messages.bp, models.bp):
+        bp.before_request(_authenticate)
+        app.register_blueprint(bp)
+    app.before_request(_start_record)
+    app.after_request(_finish_record)
+    app.register_error_handler(errors.GatewayError, _render_error)
+    app.register_error_handler(HTTPException, _render_http_exception)
+    app.register_error_handler(Exception, _render_unexpected)
+
+
+def dialect() -> str:
+    return errors.OPENAI if request.path.startswith(OPENAI_PATHS) else errors.ANTHROPIC
+
+
+def _start_record() -> None:
+    g.record = RequestRecord("req_" + secrets.token_hex(12), request.method, request.path)
+
+
+def _authenticate() -> None:
+    settings = current().settings
+    g.record.key_label = authenticate(request.headers, settings.client_key_digests,
+                                      settings.allow_unauthenticated)
+    session = request.headers.get("X-Claude-Code-Session-Id")
+    if session:
+        g.record.session_id = session[:64]
+
+
+def _finish_record(response: Response) -> Response:
+    record: RequestRecord | None = g.get("record")
+    if record is not None:
+        response.headers["request-id"] = record.request_id
+        response.headers["x-request-id"] = record.request_id
+        if record.repairs:
+            response.headers["x-gateway-repairs"] = ",".join(record.repairs)
+        if not response.is_streamed:
+            record.finish(response.status_code)
+    return response
+
+
+def _render_error(error: errors.GatewayError) -> Response:
+    record: RequestRecord | None = g.get("record")
+    request_id = record.request_id if record else "req_" + secrets.token_hex(12)
+    if record is not None:
+        record.error_type = error.anthropic_type
+    body, status, headers = errors.render(error, dialect(), request_id)
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def _render_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status == 404:
+        error: errors.GatewayError = errors.NotFound(
+            f"no route for {request.method} {request.path}")
+    elif status == 413:
+        error = errors.RequestTooLarge("request body too large")
+    elif status == 405:
+        error = errors.InvalidRequest(f"method {request.method} not allowed on {request.path}",
+                                      status=405)
+    elif status < 500:
+        error = errors.InvalidRequest(exc.description or "bad request", status=status)
+    else:
+        error = errors.UpstreamFailure("internal gateway error", status=status)
+    return _render_error(error)
+
+
+def _render_unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _render_error(errors.UpstreamFailure("internal gateway error"))

@@ -1,0 +1,173 @@
+"""Anthropic Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+Views parse, call plain functions and return. Streaming answers are committed
+only after SAP AI Core answered 200; earlier failures become real HTTP errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from app import errors
+from app.claude import open_claude
+from app.log import RequestRecord
+from app.model_names import family_of
+from app.runtime import Runtime, current
+from app.streaming import sse_response, relay
+from app.translate.bedrock_stream import BedrockToAnthropicStream, message_from_bedrock, \
+    usage_from_message
+from app.translate.sanitize import SanitizeError
+from app.translate.token_count import estimate_input_tokens
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("messages", __name__)
+
+
+@bp.post("/v1/messages")
+def create_message() -> Response:
+    record: RequestRecord = g.record
+    body = read_json_object()
+    validate_messages_body(body)
+    rt = current()
+    stream = body.get("stream") is True
+    record.stream = stream
+    record.model = body["model"]
+    sap_model = resolve_or_404(rt, body["model"])
+    record.sap_model = sap_model
+    if family_of(sap_model) != "claude":
+        raise errors.InvalidRequest(
+            f"model {body['model']} ({sap_model}) is not a Claude model; this gateway serves "
+            "/v1/messages for Claude deployments only for now")
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s request body: %s", record.request_id, json.dumps(body)[:100_000])
+    try:
+        exchange = open_claude(rt, sap_model, body, client_betas(body), stream=stream,
+                               client_model=body["model"])
+    except SanitizeError as exc:
+        raise errors.InvalidRequest(str(exc)) from None
+    record.deployment = exchange.target.deployment_id
+    record.repairs = exchange.repairs
+    extra = {"x-gateway-model": sap_model}
+    if stream:
+        translator = BedrockToAnthropicStream(model=body["model"])
+        return sse_response(relay(exchange.response, translator, record,
+                                  ping_interval=rt.settings.ping_interval), extra)
+    return _complete(exchange.response, body["model"], record, extra)
+
+
+@bp.post("/v1/messages/count_tokens")
+def count_tokens() -> Response:
+    body = read_json_object()
+    if not isinstance(body.get("messages"), list):
+        raise errors.InvalidRequest("messages: field required (a list)")
+    if isinstance(body.get("model"), str):
+        g.record.model = body["model"]
+    return Response(json.dumps({"input_tokens": estimate_input_tokens(body)}),
+                    mimetype="application/json")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def read_json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400/413 in the caller's dialect."""
+    limit = current().settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.RequestTooLarge(f"request body of {request.content_length} bytes exceeds "
+                                     f"the gateway limit of {limit} bytes")
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise errors.InvalidRequest(f"Content-Type must be application/json, not {mimetype}")
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise errors.InvalidRequest("request body is nested too deeply") from None
+    except ValueError as exc:
+        raise errors.InvalidRequest(f"request body is not valid JSON: {_short_reason(exc)}") \
+            from None
+    if not isinstance(body, dict):
+        raise errors.InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def _short_reason(exc: ValueError) -> str:
+    return str(exc).split("\n", 1)[0][:200]
+
+
+_ROLES = frozenset(("user", "assistant", "system"))
+
+
+def validate_messages_body(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise errors.InvalidRequest("model: field required (a string)")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise errors.InvalidRequest("messages: field required (a non-empty list)")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise errors.InvalidRequest(
+                f"messages.{i}: must be an object with role 'user' or 'assistant'")
+        content = message.get("content")
+        if not isinstance(content, (str, list)):
+            raise errors.InvalidRequest(f"messages.{i}.content: must be a string or a list")
+        if isinstance(content, list) and not all(isinstance(b, dict) and
+                                                 isinstance(b.get("type"), str) for b in content):
+            raise errors.InvalidRequest(
+                f"messages.{i}.content: every block must be an object with a 'type'")
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise errors.InvalidRequest("max_tokens: field required (a positive integer)")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise errors.InvalidRequest("stream: must be a boolean")
+    for key in ("system", "tools", "thinking", "tool_choice", "metadata"):
+        value = body.get(key)
+        if value is None:
+            continue
+        expected = {"system": (str, list), "tools": list, "thinking": dict,
+                    "tool_choice": dict, "metadata": dict}[key]
+        if not isinstance(value, expected):
+            raise errors.InvalidRequest(f"{key}: wrong type")
+
+
+def client_betas(body: dict[str, Any]) -> list[str]:
+    """``anthropic-beta`` header values plus any ``anthropic_beta`` list in the body."""
+    betas = [b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip()]
+    in_body = body.get("anthropic_beta")
+    if isinstance(in_body, list):
+        betas.extend(b for b in in_body if isinstance(b, str))
+    return betas
+
+
+def resolve_or_404(rt: Runtime, client_model: str) -> str:
+    resolution = rt.resolve_model(client_model)
+    if resolution is None:
+        available = ", ".join(sorted(rt.available_models())) or "none"
+        raise errors.NotFound(f"model '{client_model[:200]}' is not served by this gateway; "
+                              f"available: {available}")
+    if resolution.fallback:
+        log.info("model %s is not deployed; using %s (same family)", client_model,
+                 resolution.sap_name)
+    return resolution.sap_name
+
+
+def _complete(upstream, client_model: str, record: RequestRecord, headers: dict) -> Response:
+    try:
+        raw = upstream.content
+    finally:
+        upstream.close()
+    try:
+        upstream_body = json.loads(raw)
+    except ValueError:
+        raise errors.BadGateway("SAP AI Core sent an unreadable response") from None
+    message = message_from_bedrock(upstream_body, model=client_model)
+    record.usage = usage_from_message(message)
+    record.mark_first_event()
+    return Response(json.dumps(message, ensure_ascii=False), mimetype="application/json",
+                    headers=headers)

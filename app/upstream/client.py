@@ -1,0 +1,82 @@
+"""The HTTP transport to SAP AI Core: one pooled Session per worker, explicit timeouts.
+
+:func:`build_session` makes a keep-alive pool sized for the worker's concurrent
+streams, with no urllib3 status retries (they skip POST anyway) and no per-request
+environment lookups (``trust_env`` off; proxy and CA bundle read once here).
+:class:`UpstreamClient` posts one call to one :class:`Target`: adds the bearer
+token and ``AI-Resource-Group``, re-authenticates once on a 401, and turns
+transport failures into gateway errors. Client headers are never forwarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from app.errors import BadGateway, GatewayTimeout
+from app.upstream.deployments import Target
+
+log = logging.getLogger(__name__)
+
+CLIENT_TYPE = "sap-aicore-gateway"
+
+
+def build_session(pool_size: int, ca_bundle: str | None = None) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0,
+                          pool_block=False)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    if proxy:
+        session.proxies = {"https": proxy}
+    if ca_bundle:
+        session.verify = ca_bundle
+    return session
+
+
+class UpstreamClient:
+    def __init__(self, session: requests.Session, *, connect_timeout: float,
+                 read_timeout: float, stream_idle_timeout: float) -> None:
+        self.session = session
+        self._timeout = (connect_timeout, read_timeout)
+        self._stream_timeout = (connect_timeout, stream_idle_timeout)
+
+    def post(self, target: Target, suffix: str, payload: bytes, *,
+             stream: bool) -> requests.Response:
+        """POST ``payload`` to ``target.url + suffix``; one re-auth on 401."""
+        url = target.url + suffix
+        token = target.tokens.token()
+        resp = self._send(url, target, token, payload, stream)
+        if resp.status_code == 401:
+            resp.close()
+            log.info("SAP AI Core answered 401 for %s; refreshing the token once",
+                     target.deployment_id)
+            target.tokens.invalidate(token)
+            resp = self._send(url, target, target.tokens.token(), payload, stream)
+        return resp
+
+    def _send(self, url: str, target: Target, token: str, payload: bytes,
+              stream: bool) -> requests.Response:
+        headers = {
+            "Authorization": "Bearer " + token,
+            "AI-Resource-Group": target.resource_group,
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "AI-Client-Type": CLIENT_TYPE,
+        }
+        if target.tenant_id:
+            headers["AI-Tenant-Id"] = target.tenant_id
+        try:
+            return self.session.post(url, data=payload, headers=headers, stream=stream,
+                                     timeout=self._stream_timeout if stream else self._timeout)
+        except requests.Timeout:
+            raise GatewayTimeout(f"SAP AI Core did not answer in time for {target.model}") from None
+        except requests.RequestException as exc:
+            log.warning("cannot reach deployment %s: %s", target.deployment_id,
+                        type(exc).__name__)
+            raise BadGateway(f"SAP AI Core is unreachable for {target.model}") from None

@@ -1,0 +1,111 @@
+"""gunicorn settings for the gateway: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Every value can be overridden from the environment (or ``GUNICORN_CMD_ARGS``,
+which gunicorn applies after this file). This is the only file that may mention
+gevent, and it imports nothing from ``app/`` at module level: the worker must
+monkey-patch before ``requests``/``ssl`` are imported.
+"""
+
+import os
+import sys
+import traceback
+
+# ----------------------------------------------------------------------------- binding
+# Procfile hosts set PORT and expect 0.0.0.0; everywhere else we stay on loopback.
+# GUNICORN_CMD_ARGS="--bind ..." still wins (gunicorn applies it after this file).
+if os.environ.get("PORT"):
+    bind = ["0.0.0.0:" + os.environ["PORT"]]
+else:
+    bind = [os.environ.get("GATEWAY_BIND", "127.0.0.1:3001")]
+
+# ----------------------------------------------------------------------------- workers
+# gevent: one greenlet per connection, so a worker holds many long SSE streams.
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))))
+# Concurrent client connections per worker (streams of Claude Code fleets).
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+# With gevent, `timeout` detects a blocked hub, not a long request: streams of
+# 10 minutes are fine as long as no greenlet hogs the CPU for this long.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On deploy/SIGTERM, let running streams (up to 10 minutes) finish.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "630"))
+# Above nginx's upstream keepalive_timeout (60 s) so nginx closes idle connections first.
+keepalive = int(os.environ.get("KEEPALIVE", "75"))
+# No preload: each worker imports the app after gevent patched it.
+preload_app = False
+
+# ----------------------------------------------------------------------------- proxies
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# ----------------------------------------------------------------------------- logging
+accesslog = None  # the app writes one richer line per request itself
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gateway.usage": {"level": "INFO", "propagate": False},
+        "urllib3": {"level": "WARNING"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic",
+                    "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "generic": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+                    "datefmt": "%Y-%m-%dT%H:%M:%S%z"},
+    },
+}
+
+
+# ----------------------------------------------------------------------------- hooks
+def on_starting(server):
+    """Master, once: validate the configuration so a mistake stops startup with one line."""
+    from app.config import ConfigError, load_settings
+
+    try:
+        load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"gateway: configuration error: {exc}\n")
+        sys.exit(1)
+
+
+def post_fork(server, worker):
+    """Worker, before gevent patches it: reset inherited state, parse config (pure data)."""
+    from app import config
+
+    config.forget_worker_settings()
+    config.worker_settings()
+
+
+def post_worker_init(worker):
+    """Worker, after patching and app import: build sockets, locks and the refresher."""
+    from app import runtime
+
+    runtime.init_worker()
+
+
+def worker_int(worker):
+    """Ctrl-C / SIGINT: dump stacks to show where a worker was."""
+    _dump_stacks(worker)
+
+
+def worker_abort(worker):
+    """SIGABRT after a timeout: dump stacks to diagnose a blocked hub."""
+    _dump_stacks(worker)
+
+
+def worker_exit(server, worker):
+    from app import runtime
+
+    runtime.install(None)
+
+
+def _dump_stacks(worker):
+    frames = sys._current_frames()
+    for thread_id, frame in frames.items():
+        worker.log.warning("stack of thread %s:\n%s", thread_id,
+                           "".join(traceback.format_stack(frame)))
