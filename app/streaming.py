@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from typing import Callable, Iterator, Protocol
 
@@ -29,6 +30,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
 _END = object()
+# After message_stop, how long to wait for the upstream to end before cutting it.
+END_GRACE_SECONDS = 1.0
 
 
 class StreamTranslator(Protocol):
@@ -49,7 +52,11 @@ def sse_response(body: Iterator[bytes], headers: dict) -> Response:
 
 
 def _pump(upstream: requests.Response, inbox: queue.Queue) -> None:
-    """Reader: move upstream chunks into ``inbox``, then an end marker or the error."""
+    """Reader: move upstream chunks into ``inbox``, then an end marker or the error.
+
+    The reader owns the response: it closes it (a fully read one goes back to the
+    keep-alive pool). The writer only ever shuts the socket down to wake it.
+    """
     try:
         for chunk in upstream.iter_content(chunk_size=None):
             if chunk:
@@ -57,6 +64,34 @@ def _pump(upstream: requests.Response, inbox: queue.Queue) -> None:
         inbox.put(_END)
     except Exception as exc:  # noqa: BLE001 - any transport failure ends the stream in-band
         inbox.put(exc)
+    finally:
+        upstream.close()
+
+
+def _abort(upstream: requests.Response) -> None:
+    """Cut the upstream connection now (client gone, or a failure we already reported).
+
+    Closing the response from here would race the reader, which is inside a read;
+    shutting the socket down makes that read return at once and the reader close it.
+    """
+    sock = _socket_of(upstream)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _socket_of(upstream: requests.Response) -> socket.socket | None:
+    """The socket under a streamed response (urllib3 keeps it on the connection, or,
+    when the upstream said ``Connection: close``, only inside http.client's reader)."""
+    raw = upstream.raw
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:
+        buffered = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(buffered, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def relay(upstream: requests.Response, translator: StreamTranslator, record: RequestRecord, *,
@@ -68,34 +103,44 @@ def relay(upstream: requests.Response, translator: StreamTranslator, record: Req
                               name="upstream-reader")
     reader.start()
     decoder = SSEDecoder()
+    upstream_ended = False
     try:
         while True:
             try:
-                item = inbox.get(timeout=ping_interval)
+                item = inbox.get(timeout=END_GRACE_SECONDS if translator.done else ping_interval)
             except queue.Empty:
+                if translator.done:
+                    return
                 yield ping
                 continue
             if item is _END:
+                upstream_ended = True
                 break
             if isinstance(item, Exception):
+                upstream_ended = True
+                if translator.done:
+                    return
                 log.warning("upstream stream of %s broke: %s", record.deployment,
                             type(item).__name__)
                 record.error_type = "upstream_broke"
                 yield translator.error_event(
                     "api_error", "Upstream stream from SAP AI Core broke off")
                 return
+            if translator.done or translator.failed:
+                continue  # drain until the upstream ends; nothing more goes to the client
             out = [translator.feed(event.data) for event in decoder.feed(item)]
             if any(out):
                 record.mark_first_event()
                 yield b"".join(out)
-            if translator.done or translator.failed:
+            if translator.failed:
                 return
         tail = b"".join(translator.feed(event.data) for event in decoder.flush())
         tail += translator.finish()
         if tail:
             yield tail
     finally:
-        upstream.close()
+        if not upstream_ended:
+            _abort(upstream)
         record.usage = translator.usage
         if translator.failed and record.error_type == "-":
             record.error_type = "stream_error"

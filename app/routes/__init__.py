@@ -28,9 +28,7 @@ OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses")
 def register(app: Flask) -> None:
     from app.routes import health, messages, models
 
-    app.register_blueprint(health.bp)
-    for bp in (messages.bp, models.bp):
-        bp.before_request(_authenticate)
+    for bp in (health.bp, messages.bp, models.bp):
         app.register_blueprint(bp)
     app.before_request(_start_record)
     app.after_request(_finish_record)
@@ -47,7 +45,8 @@ def _start_record() -> None:
     g.record = RequestRecord("req_" + secrets.token_hex(12), request.method, request.path)
 
 
-def _authenticate() -> None:
+def authenticate_request() -> None:
+    """``before_request`` of every API blueprint: no view can forget it."""
     settings = current().settings
     g.record.key_label = authenticate(request.headers, settings.client_key_digests,
                                       settings.allow_unauthenticated)

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from app import errors
+from app.routes import authenticate_request
 from app.claude import open_claude
 from app.log import RequestRecord
 from app.model_names import family_of
@@ -26,6 +27,7 @@ from app.translate.token_count import estimate_input_tokens
 log = logging.getLogger(__name__)
 
 bp = Blueprint("messages", __name__)
+bp.before_request(authenticate_request)
 
 
 @bp.post("/v1/messages")

@@ -13,10 +13,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from app import errors
+from app.routes import authenticate_request
 from app.model_names import family_of, parse_claude
 from app.runtime import current
 
 bp = Blueprint("models", __name__)
+bp.before_request(authenticate_request)
 
 CREATED_AT = "2025-01-01T00:00:00Z"
 CREATED = 1735689600

@@ -77,7 +77,7 @@ def test_count_tokens_unknown_model_still_counts(client, auth_headers):
     (b"[1, 2]", "application/json", "JSON object"),
     (b"\xff\xfe\xfd", "application/json", "not valid JSON"),
     (b"{}", "text/plain", "Content-Type"),
-    (b"[" * 100_000 + b"]" * 100_000, "application/json", "JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
     (json.dumps({"model": "x", "max_tokens": 5}).encode(), "application/json", "messages"),
     (json.dumps(simple_body(messages=[])).encode(), "application/json", "messages"),
     (json.dumps(simple_body(max_tokens="9")).encode(), "application/json", "max_tokens"),
