@@ -230,3 +230,21 @@ def test_identity_service_down_is_a_clear_gateway_error(app, auth_headers):
         resp = client.post("/v1/messages", json=simple_body(), headers=auth_headers)
     assert resp.status_code == 500
     assert "authentication" in resp.get_json()["error"]["message"]
+
+
+def test_requests_are_spread_over_a_models_deployments(tmp_path, upstream, auth_headers):
+    from app import create_app, runtime
+    from tests.http_fakes import make_settings
+
+    app = create_app(make_settings(tmp_path, models={SONNET: ["d-a", "d-b"]}))
+    try:
+        client = app.test_client()
+        for dep in ("d-a", "d-b"):
+            upstream.add(responses.POST, deployment_url(dep) + "/invoke", json=bedrock_message())
+        for _ in range(4):
+            assert client.post("/v1/messages", json=simple_body(),
+                               headers=auth_headers).status_code == 200
+        for dep in ("d-a", "d-b"):
+            assert len(upstream_calls(upstream, deployment_url(dep) + "/invoke")) == 2
+    finally:
+        runtime.install(None)
