@@ -29,10 +29,13 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On deploy/SIGTERM, let running streams (up to 10 minutes) finish.
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "630"))
-# Above nginx's upstream keepalive_timeout (60 s) so nginx closes idle connections first.
-keepalive = int(os.environ.get("KEEPALIVE", "75"))
+# Idle keep-alive connections hold a worker's shutdown until they time out, so keep
+# this short; nginx in front should use a shorter upstream keepalive_timeout (README).
+keepalive = int(os.environ.get("KEEPALIVE", "5"))
 # No preload: each worker imports the app after gevent patched it.
 preload_app = False
+# gunicorn's control socket is not used; it would clash between instances of one user.
+control_socket_disable = True
 
 # ----------------------------------------------------------------------------- proxies
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -138,7 +138,7 @@ MAX_OUTPUT_TOKENS: Mapping[Tuple[str, Version], int] = MappingProxyType(
         ("sonnet", (4, 5)): 64000,
         ("haiku", (4, 5)): 64000,
         ("opus", (4, 5)): 64000,
-        ("sonnet", (4, 6)): 128000,
+        ("sonnet", (4, 6)): 64000,
         ("opus", (4, 6)): 128000,
         ("opus", (4, 7)): 128000,
     }

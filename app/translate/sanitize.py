@@ -579,8 +579,41 @@ def _fix_custom_tool(tool: dict, ctx: _Ctx) -> dict:
     return new
 
 
+def _tool_kept(t: Any, p: ModelProfile) -> bool:
+    """True for a tool ``_tools`` keeps as is or rebuilt (not a server tool, not the placeholder)."""
+    if not isinstance(t, dict):
+        return True
+    typ = t.get("type")
+    if typ is None or typ == "custom":
+        return p.supports_tool_search or t.get("name") != PLACEHOLDER_TOOL
+    allowed_types = tuple(p.allowed_tool_types)
+    return isinstance(typ, str) and bool(allowed_types) and typ.startswith(allowed_types)
+
+
+def _history_has_tool_blocks(body: dict) -> bool:
+    for m in body.get("messages") or ():
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list):
+            for b in content:
+                if isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result"):
+                    return True
+    return False
+
+
 def _tools(body: dict, ctx: _Ctx) -> dict:
-    """Remove server tools and tool extras Bedrock rejects; keep ``tool_choice`` consistent."""
+    """Remove server tools and tool extras Bedrock rejects; keep ``tool_choice`` consistent.
+
+    ``DeferredToolPlaceholder`` is removed unless the profile supports tool search,
+    with one exception: when it is the only tool left and the messages hold
+    ``tool_use``/``tool_result`` blocks it stays (rebuilt like any custom tool, so
+    without ``defer_loading``; no repair of its own), because Anthropic's validation
+    rejects such a history without ``tools`` ("Requests which include tool_use or
+    tool_result blocks must define tools", anthropics/anthropic-sdk-python #494;
+    Converse says the same about ``toolConfig``).  ``tool_choice`` then goes unless
+    it is ``auto`` or ``none``, so the model is never pushed to call it.  When only
+    server tools were sent (or ``tools: []``) nothing is invented: ``tools`` goes,
+    and such a history may still be rejected upstream.
+    """
     p = ctx.profile
     tools = body.get("tools")
     if tools is None:
@@ -595,6 +628,11 @@ def _tools(body: dict, ctx: _Ctx) -> dict:
         return _without(body, "tools", "tool_choice")
     removed: set = set()
     allowed_types = tuple(p.allowed_tool_types)
+    keep_placeholder = (
+        not p.supports_tool_search
+        and not any(_tool_kept(t, p) for t in tools)
+        and _history_has_tool_blocks(body)
+    )
 
     def fix(t: Any) -> Any:
         if not isinstance(t, dict):
@@ -602,6 +640,8 @@ def _tools(body: dict, ctx: _Ctx) -> dict:
         typ = t.get("type")
         if typ is None or typ == "custom":
             if not p.supports_tool_search and t.get("name") == PLACEHOLDER_TOOL:
+                if keep_placeholder:
+                    return _fix_custom_tool(t, ctx)
                 ctx.repair("tool.placeholder")
                 removed.add(PLACEHOLDER_TOOL)
                 return _DROP
@@ -621,7 +661,10 @@ def _tools(body: dict, ctx: _Ctx) -> dict:
         return _without(body, "tools", "tool_choice")
     body = _set(body, "tools", new_tools)
     tc = body.get("tool_choice")
-    if isinstance(tc, dict) and tc.get("type") == "tool" and tc.get("name") in removed:
+    if isinstance(tc, dict) and (
+        (tc.get("type") == "tool" and tc.get("name") in removed)
+        or (keep_placeholder and tc.get("type") not in ("auto", "none"))
+    ):
         ctx.repair("tool_choice")
         body = _without(body, "tool_choice")
     return body
@@ -757,16 +800,35 @@ def _drop_blank_blocks(blocks: list, ctx: _Ctx) -> list:
     return blocks if out is None else out
 
 
-def _alternates(msgs: list) -> bool:
-    return all(_role(a) != _role(b) for a, b in zip(msgs, msgs[1:]))
+def _mergeable(a: Any, b: Any) -> bool:
+    """Two messages that can become one: same user/assistant role, string or list content."""
+    return (
+        isinstance(a, dict)
+        and isinstance(b, dict)
+        and _role(a) in ("user", "assistant")
+        and _role(a) == _role(b)
+        and isinstance(a.get("content"), (str, list))
+        and isinstance(b.get("content"), (str, list))
+    )
 
 
 def _empty_text(body: dict, ctx: _Ctx) -> dict:
     """Drop empty text blocks in ``system`` and ``messages``, then messages left empty.
 
-    An emptied message is dropped when it is the final assistant message, or when
-    dropping it does not create a new same-role neighbourhood (and the
-    conversation still starts with a user message); otherwise ``SanitizeError``.
+    A message left empty is dropped (``empty_message_dropped``):
+
+    * in the middle of the history, always; when its two kept neighbours then have
+      the same role they become one message, their content blocks concatenated in
+      order (string content becomes a text block first).  Only neighbours made
+      adjacent by a drop are merged; nothing is reordered, thinking blocks are
+      kept as they are;
+    * at the end, when the message before the dropped run is a user message or the
+      run is a single assistant message (an empty prefill);
+    * at the start, when the conversation then still starts with a user message.
+
+    Otherwise ``SanitizeError``: the conversation would become empty, would start
+    with an assistant message, or would end with an assistant message that was not
+    the client's last turn (an empty last user message would turn it into a prefill).
     """
     system = body.get("system")
     if isinstance(system, str) and not system.strip():
@@ -800,32 +862,42 @@ def _empty_text(body: dict, ctx: _Ctx) -> dict:
         cleaned.append(nm)
     if not changed:
         return body
+    if all(m is None for m in cleaned):
+        raise SanitizeError(
+            "messages: every message is empty (text content blocks must be non-empty)"
+        )
     n = len(msgs)
-    i = 0
-    while i < n:
-        if cleaned[i] is not None:
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and cleaned[j + 1] is None:
-            j += 1
-        prev = msgs[i - 1] if i > 0 else None
-        nxt = msgs[j + 1] if j + 1 < n else None
-        if nxt is None:
-            ok = prev is not None and (_role(prev) == "user" or (i == j and _role(msgs[j]) == "assistant"))
-        elif prev is None:
-            ok = _role(nxt) == "user"
-        else:
-            ok = _role(prev) != _role(nxt) or not _alternates(msgs[i - 1 : j + 2])
-        if not ok:
+    first = next(k for k, m in enumerate(cleaned) if m is not None)
+    last = max(k for k, m in enumerate(cleaned) if m is not None)
+    if first > 0:
+        if _role(msgs[first]) != "user":
             raise SanitizeError(
-                f"messages.{i}: message content is empty (text content blocks must be non-empty) "
-                "and the message cannot be removed without breaking the user/assistant "
-                "alternation of the conversation"
+                "messages.0: message content is empty (text content blocks must be non-empty) "
+                "and the conversation cannot start with an assistant message"
             )
         ctx.repair("empty_message_dropped")
-        i = j + 1
-    return _set(body, "messages", [m for m in cleaned if m is not None])
+    if last < n - 1:
+        if not (_role(msgs[last]) == "user" or (last == n - 2 and _role(msgs[-1]) == "assistant")):
+            raise SanitizeError(
+                f"messages.{last + 1}: message content is empty (text content blocks must be "
+                "non-empty) and removing it would leave an assistant message last"
+            )
+        ctx.repair("empty_message_dropped")
+    out: list = []
+    dropped = False
+    for m in cleaned[first : last + 1]:
+        if m is None:
+            dropped = True
+            continue
+        if dropped:
+            dropped = False
+            ctx.repair("empty_message_dropped")
+            prev = out[-1]
+            if _mergeable(prev, m):
+                out[-1] = _set(prev, "content", _as_blocks(prev["content"]) + _as_blocks(m["content"]))
+                continue
+        out.append(m)
+    return _set(body, "messages", out)
 
 
 def _prefill(body: dict, ctx: _Ctx) -> dict:

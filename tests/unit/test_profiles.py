@@ -17,7 +17,7 @@ TABLE = [
     ("anthropic--claude-4.5-sonnet", 64000, "enabled", True, True, True, True),
     ("anthropic--claude-4.5-haiku", 64000, "enabled", True, True, False, True),
     ("anthropic--claude-4.5-opus", 64000, "enabled", True, True, False, True),
-    ("anthropic--claude-4.6-sonnet", 128000, "both", False, True, False, True),
+    ("anthropic--claude-4.6-sonnet", 64000, "both", False, True, False, True),
     ("anthropic--claude-4.6-opus", 128000, "both", False, True, False, True),
     ("anthropic--claude-4.7-opus", 128000, "adaptive", False, True, False, True),
 ]
@@ -80,6 +80,12 @@ def test_gated_betas_follow_flags():
 ])
 def test_parse_model_name(name, parsed):
     assert parse_model_name(name) == parsed
+
+
+@pytest.mark.parametrize("name, max_out", [("claude-sonnet-4-6", 64000), ("anthropic--claude-sonnet-4.6", 64000),
+                                           ("claude-opus-4-6", 128000)])
+def test_46_max_output_tokens_for_modern_names(name, max_out):
+    assert profile_for(name).max_output_tokens == max_out
 
 
 def test_unknown_newer_model_follows_the_rules_conservatively():

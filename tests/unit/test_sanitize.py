@@ -188,12 +188,16 @@ def validate_bedrock_body(body: dict, profile: ModelProfile) -> None:
             assert body.get("top_p", 1) >= 0.95
 
     tools = body.get("tools")
+    has_tool_blocks = any(b.get("type") in ("tool_use", "tool_result") for w, b in _walk_blocks(body)
+                          if w == "message" and isinstance(b, dict))
     if tools is not None:
         assert tools
         for t in tools:
             assert not str(t.get("type", "")).startswith(SERVER_PREFIXES)
             if not profile.supports_tool_search:
-                assert t["name"] != "DeferredToolPlaceholder"
+                if t["name"] == "DeferredToolPlaceholder":  # only as the anchor of a tool history
+                    assert len(tools) == 1 and has_tool_blocks
+                    assert body.get("tool_choice", {"type": "auto"})["type"] in ("auto", "none")
                 assert not ({"defer_loading", "input_examples", "strict", "eager_input_streaming"} & set(t))
     else:
         assert "tool_choice" not in body
@@ -485,6 +489,12 @@ def test_max_tokens_clamped_never_raised():
     assert run(_body(max_tokens=100)).body["max_tokens"] == 100
 
 
+def test_max_tokens_of_46_models():
+    body = _body(max_tokens=128000)
+    assert run(body, profile_for("anthropic--claude-4.6-sonnet")).body["max_tokens"] == 64000
+    assert run(body, OPUS46).body["max_tokens"] == 128000
+
+
 def test_adaptive_becomes_enabled():
     r = run(_body(thinking={"type": "adaptive", "display": "omitted"}))
     assert r.body["thinking"] == {"type": "enabled", "budget_tokens": 31999}
@@ -621,6 +631,47 @@ def test_custom_tool_extras_removed_and_placeholder_dropped():
                          "tool.eager_input_streaming", "tool.placeholder"]
 
 
+PLACEHOLDER = {"name": "DeferredToolPlaceholder", "description": "never call this tool",
+               "input_schema": {"type": "object", "properties": {}}, "defer_loading": True}
+TOOL_HISTORY = [{"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}]
+
+
+@pytest.mark.parametrize("tool_choice, kept", [(None, None), ({"type": "auto"}, {"type": "auto"}),
+                                               ({"type": "any"}, None),
+                                               ({"type": "tool", "name": "DeferredToolPlaceholder"}, None),
+                                               ({"type": "tool", "name": "web_search"}, None)])
+def test_placeholder_kept_as_the_only_tool_of_a_tool_history(tool_choice, kept):
+    # Anthropic validation: "Requests which include tool_use or tool_result blocks must define tools"
+    tools = [{"type": "web_search_20250305", "name": "web_search"}, PLACEHOLDER]
+    extra = {"tool_choice": tool_choice} if tool_choice else {}
+    r = run(_body(TOOL_HISTORY, tools=tools, **extra))
+    assert r.body["tools"] == [{k: v for k, v in PLACEHOLDER.items() if k != "defer_loading"}]
+    assert r.body.get("tool_choice") == kept
+    assert "tool.placeholder" not in r.repairs
+    assert r.repairs[:2] == ["server_tool.web_search", "tool.defer_loading"]
+    assert ("tool_choice" in r.repairs) is (tool_choice is not None and kept is None)
+    validate_bedrock_body(r.body, SONNET45)
+    again = run(r.body)
+    assert again.repairs == [] and again.body == r.body
+
+
+def test_placeholder_dropped_without_tool_history_or_next_to_other_tools():
+    r = run(_body(tools=[PLACEHOLDER]))  # no tool blocks in the messages
+    assert "tools" not in r.body and r.repairs == ["tool.placeholder"]
+    r = run(_body(TOOL_HISTORY, tools=[PLACEHOLDER, _tool("Read")]))
+    assert r.body["tools"] == [_tool("Read")] and r.repairs == ["tool.placeholder"]
+
+
+def test_only_server_tools_with_tool_history_leaves_no_tools():
+    # nothing to anchor the history on: no tool is invented (documented in _tools)
+    r = run(_body(TOOL_HISTORY, tools=[{"type": "web_search_20250305", "name": "web_search"}]))
+    assert "tools" not in r.body and r.repairs == ["server_tool.web_search"]
+    r = run(_body(TOOL_HISTORY, tools=[]))
+    assert "tools" not in r.body and r.repairs == ["tools.empty"]
+
+
 def test_tool_search_profile_keeps_deferred_tools():
     p = profile_for("anthropic--claude-4.5-sonnet", {"supports_tool_search": True})
     tools = [_tool("WebSearch", defer_loading=True),
@@ -744,21 +795,85 @@ def test_empty_pair_in_the_middle_dropped():
     assert [m["content"] for m in out] == ["a", "b", "c"]
 
 
-def test_empty_message_that_would_break_alternation_is_an_error():
+def test_empty_message_in_the_middle_dropped_and_neighbours_merged():
+    # pain point 14: an assistant turn left with only an empty text block
     msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": [text(" ")]},
-            {"role": "user", "content": "c"}]
-    with pytest.raises(SanitizeError, match="messages.1"):
-        run(_body(msgs))
-    with pytest.raises(SanitizeError):
-        run(_body([{"role": "user", "content": ""}, {"role": "assistant", "content": "x"},
-                   {"role": "user", "content": "y"}]))
-    with pytest.raises(SanitizeError):
-        run(_body([{"role": "user", "content": ""}]))
+            {"role": "user", "content": [text("c", cache_control=EPH)]}]
+    r = run(_body(msgs))
+    assert r.body["messages"] == [{"role": "user", "content": [text("a"), text("c", cache_control=EPH)]}]
+    assert r.repairs == ["empty_text_dropped", "empty_message_dropped"]
+    validate_bedrock_body(r.body, SONNET45)
+
+
+def test_merge_keeps_every_block_in_order_and_thinking_untouched():
+    think = {"type": "thinking", "thinking": "hmm", "signature": "EqQB=="}
+    red = {"type": "redacted_thinking", "data": "ZZZ"}
+    tr = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": [think, {"type": "tool_use", "id": "toolu_1", "name": "X", "input": {}}]},
+            {"role": "user", "content": [tr, text("")]},
+            {"role": "assistant", "content": [red, text("ok")]},
+            {"role": "user", "content": ""},
+            {"role": "assistant", "content": "more"},
+            {"role": "user", "content": "next"}]
+    r = run(_body(msgs, thinking={"type": "enabled", "budget_tokens": 2000}))
+    out = r.body["messages"]
+    assert [m["role"] for m in out] == ["user", "assistant", "user", "assistant", "user"]
+    assert out[2]["content"] == [tr]
+    assert out[3]["content"] == [red, text("ok"), text("more")]
+    assert out[3]["content"][0] is red
+    assert out[1] is msgs[1] and out[4] is msgs[6]  # untouched messages are shared
+    assert _thinking_blocks(r.body) == _thinking_blocks(_body(msgs))
+    assert r.repairs == ["empty_text_dropped", "empty_message_dropped"]
+    validate_bedrock_body(r.body, SONNET45)
+
+
+def test_merge_chains_over_several_dropped_runs():
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": ""},
+            {"role": "user", "content": [text("b")]}, {"role": "assistant", "content": [text("")]},
+            {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"},
+            {"role": "user", "content": "e"}]
+    r = run(_body(msgs))
+    assert r.body["messages"] == [{"role": "user", "content": [text("a"), text("b"), text("c")]},
+                                  msgs[5], msgs[6]]
+    # idempotent
+    again = run(r.body)
+    assert again.repairs == [] and again.body["messages"] == r.body["messages"]
 
 
 def test_empty_message_between_same_roles_already_not_alternating():
     msgs = [{"role": "user", "content": "a"}, {"role": "user", "content": ""}, {"role": "user", "content": "c"}]
-    assert [m["content"] for m in run(_body(msgs)).body["messages"]] == ["a", "c"]
+    assert run(_body(msgs)).body["messages"] == [{"role": "user", "content": [text("a"), text("c")]}]
+    # same-role neighbours the client sent side by side are left as they are
+    msgs = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
+            {"role": "assistant", "content": ""}, {"role": "assistant", "content": "c"}, {"role": "user", "content": "d"}]
+    assert [m["content"] for m in run(_body(msgs)).body["messages"]] == ["a", "b", "c", "d"]
+
+
+def test_empty_messages_that_cannot_be_dropped_are_errors():
+    with pytest.raises(SanitizeError, match="start with an assistant"):
+        run(_body([{"role": "user", "content": ""}, {"role": "assistant", "content": "x"},
+                   {"role": "user", "content": "y"}]))
+    with pytest.raises(SanitizeError, match="every message is empty"):
+        run(_body([{"role": "user", "content": ""}]))
+    with pytest.raises(SanitizeError, match="every message is empty"):
+        run(_body([{"role": "user", "content": [text("")]}, {"role": "assistant", "content": " "}]))
+    with pytest.raises(SanitizeError, match="messages.2"):  # empty last user turn after an answer
+        run(_body([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                   {"role": "user", "content": [text("")]}]))
+
+
+def test_leading_and_trailing_empty_messages_dropped_where_safe():
+    msgs = [{"role": "user", "content": ""}, {"role": "user", "content": "a"},
+            {"role": "assistant", "content": ""}, {"role": "assistant", "content": [text("")]}]
+    r = run(_body(msgs))
+    assert r.body["messages"] == [msgs[1]]
+    assert r.repairs == ["empty_text_dropped", "empty_message_dropped"]
+    msgs = [{"role": "user", "content": ""}, {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
+            {"role": "user", "content": ""}]
+    r = run(_body(msgs))
+    assert [m["content"] for m in r.body["messages"]] == ["a", "b", "c"]
 
 
 # ----------------------------------------------------------------- prefill
