@@ -386,18 +386,32 @@ def _strip_top_level(body: dict, ctx: _Ctx) -> dict:
     return _without(body, *drop) if drop else body
 
 
+SYSTEM_REMINDER = "<system-reminder>\n{}\n</system-reminder>"
+
+
 def _system_message_blocks(content: Any) -> list:
+    """A ``role:"system"`` message's content as user-turn text blocks.
+
+    Each text is wrapped in ``<system-reminder>`` tags, the convention Claude Code itself
+    uses for system context inside user turns, so the model does not take it for the
+    user's words. Block-level ``cache_control`` stays on its block.
+    """
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content.strip() else []
+        content = [content]
     if not isinstance(content, list):
         return []
     out = []
     for b in content:
         if isinstance(b, str):
-            if b.strip():
-                out.append({"type": "text", "text": b})
-        elif isinstance(b, dict):
-            out.append(b)
+            b = {"type": "text", "text": b}
+        if not isinstance(b, dict):
+            continue
+        text = b.get("text")
+        if b.get("type") == "text" and isinstance(text, str):
+            if not text.strip():
+                continue
+            b = _set(b, "text", SYSTEM_REMINDER.format(text))
+        out.append(b)
     return out
 
 

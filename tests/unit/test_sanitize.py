@@ -414,12 +414,17 @@ def test_strip_paths_copy_on_write():
 SYS_TEXT = "# Environment\nPrimary working directory: /tmp"
 
 
+def wrapped(system_text: str) -> str:
+    """How a folded ``role:"system"`` text reads inside the user turn."""
+    return "<system-reminder>\n" + system_text + "\n</system-reminder>"
+
+
 def test_system_message_last_is_appended_to_previous_user():
     msgs = [{"role": "user", "content": [text("<system-reminder>x</system-reminder>"), text("say hello")]},
             {"role": "system", "content": [text(SYS_TEXT, cache_control=EPH)], "output_config": {"effort": "high"}}]
     r = run(_body(msgs, system=[text("x-anthropic-billing-header: cc"), text("You are", cache_control=EPH)]))
     assert r.body["messages"] == [{"role": "user", "content": [
-        text("<system-reminder>x</system-reminder>"), text("say hello"), text(SYS_TEXT, cache_control=EPH)]}]
+        text("<system-reminder>x</system-reminder>"), text("say hello"), text(wrapped(SYS_TEXT), cache_control=EPH)]}]
     assert r.body["system"][0]["text"].startswith("x-anthropic-billing-header")
     assert "system_message_folded" in r.repairs
 
@@ -433,14 +438,14 @@ def test_system_message_string_and_list_give_the_same_text_block():
              {"role": "user", "content": "more"}]
     a = run(_body(first)).body["messages"][0]
     b = run(_body(later)).body["messages"][0]
-    assert a["content"][1] == text(SYS_TEXT, cache_control=EPH)
-    assert b["content"][1] == text(SYS_TEXT)
+    assert a["content"][1] == text(wrapped(SYS_TEXT), cache_control=EPH)
+    assert b["content"][1] == text(wrapped(SYS_TEXT))
     assert a["content"][0] == b["content"][0] == text("list files")
 
 
 def test_system_message_first_is_prepended_to_next_user():
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": [text("hi")]}]
-    assert run(_body(msgs)).body["messages"] == [{"role": "user", "content": [text("S"), text("hi")]}]
+    assert run(_body(msgs)).body["messages"] == [{"role": "user", "content": [text(wrapped("S")), text("hi")]}]
 
 
 def test_system_message_between_assistants_becomes_user_in_place():
@@ -449,7 +454,7 @@ def test_system_message_between_assistants_becomes_user_in_place():
             {"role": "assistant", "content": "c"}]
     out = run(_body(msgs)).body["messages"]
     assert [m["role"] for m in out] == ["user", "assistant", "user", "assistant"]
-    assert out[2] == {"role": "user", "content": [text("S1"), text("S2")]}
+    assert out[2] == {"role": "user", "content": [text(wrapped("S1")), text(wrapped("S2"))]}
 
 
 def test_system_message_goes_after_tool_results():
@@ -459,14 +464,14 @@ def test_system_message_goes_after_tool_results():
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}, text("u")]}]
     out = run(_body(msgs)).body["messages"]
     assert [b["type"] for b in out[2]["content"]] == ["tool_result", "text", "text"]
-    assert out[2]["content"][1] == text("S")
+    assert out[2]["content"][1] == text(wrapped("S"))
 
 
 def test_system_message_at_end_after_assistant():
     msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
             {"role": "system", "content": "<total_tokens>14994420 tokens left</total_tokens>"}]
     out = run(_body(msgs)).body["messages"]
-    assert out[-1] == {"role": "user", "content": [text("<total_tokens>14994420 tokens left</total_tokens>")]}
+    assert out[-1] == {"role": "user", "content": [text(wrapped("<total_tokens>14994420 tokens left</total_tokens>"))]}
 
 
 def test_empty_system_message_disappears():
