@@ -84,6 +84,9 @@ class Settings:
     token_connect_timeout: float = 5.0
     token_read_timeout: float = 15.0
     ping_interval: float = 10.0
+    first_event_timeout: float = 60.0
+    max_attempts: int = 3
+    failover_deadline: float = 20.0
     discovery_refresh_seconds: float = 300.0
     max_body_bytes: int = BEDROCK_MAX_BODY_BYTES
     upstream_pool_size: int = 256
@@ -357,6 +360,9 @@ def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
         ping_interval=_number(raw, "ping_interval",
                               float(env.get("GATEWAY_PING_INTERVAL") or 10.0), where),
         discovery_refresh_seconds=_number(raw, "discovery_refresh_seconds", 300.0, where),
+        first_event_timeout=_number(raw, "first_event_timeout", 60.0, where),
+        max_attempts=int(_number(raw, "max_attempts", 3, where)),
+        failover_deadline=_number(raw, "failover_deadline", 20.0, where),
         max_body_bytes=int(_number(raw, "max_body_bytes", BEDROCK_MAX_BODY_BYTES, where)),
         upstream_pool_size=int(_number(raw, "upstream_pool_size", 256, where)),
         token_usage_log=str(usage_log),

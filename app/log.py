@@ -25,7 +25,7 @@ usage_log.propagate = False
 class RequestRecord:
     __slots__ = ("request_id", "method", "path", "started", "key_label", "session_id",
                  "model", "sap_model", "deployment", "stream", "status", "usage",
-                 "first_event_at", "repairs", "error_type", "_done")
+                 "first_event_at", "repairs", "error_type", "failovers", "_done")
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.request_id = request_id
@@ -43,6 +43,7 @@ class RequestRecord:
         self.first_event_at: float | None = None
         self.repairs: list[str] = []
         self.error_type = "-"
+        self.failovers = 0
         self._done = False
 
     def mark_first_event(self) -> None:
@@ -62,12 +63,12 @@ class RequestRecord:
         log.info(
             "%s %s %s %s key=%s session=%s model=%s sap_model=%s deployment=%s stream=%s "
             "in=%s out=%s cache_read=%s cache_write=%s ttfe_ms=%.1f dur_ms=%.1f error=%s "
-            "repairs=%s",
+            "failovers=%s repairs=%s",
             self.request_id, self.method, self.path, self.status, self.key_label,
             self.session_id, self.model, self.sap_model, self.deployment, int(self.stream),
             usage.get("input_tokens", 0), usage.get("output_tokens", 0),
             usage.get("cache_read_input_tokens", 0), usage.get("cache_creation_input_tokens", 0),
-            ttfe, (now - self.started) * 1000, self.error_type,
+            ttfe, (now - self.started) * 1000, self.error_type, self.failovers,
             ",".join(self.repairs) or "-",
         )
         if self.usage is not None and usage_log.handlers:

@@ -2,7 +2,7 @@
 
 :class:`Runtime` owns everything that outlives a request: the parsed settings,
 the pooled requests Session, one :class:`TokenProvider` per service key, the
-deployment registry (and its discovery refresher), per-model sanitizer profiles
+deployment registry (and its discovery refresher), the balancer's cooldowns, per-model sanitizer profiles
 and the self-healing rules learned from upstream 400s.
 
 gunicorn's ``post_worker_init`` hook calls :func:`init_worker`; pytest and
@@ -20,6 +20,7 @@ from app.config import Settings, worker_settings
 from app.log import setup_usage_log
 from app.model_names import Resolution, resolve
 from app.translate.profiles import ModelProfile, profile_for
+from app.upstream.balancer import Balancer
 from app.upstream.client import UpstreamClient, build_session
 from app.upstream.deployments import DeploymentRegistry
 from app.upstream.oauth import TokenProvider
@@ -46,6 +47,7 @@ class Runtime:
         self.registry = DeploymentRegistry(
             settings.subaccounts, self.token_providers, self.session,
             timeout=(settings.connect_timeout, 30.0), send_tenant=settings.send_tenant_header)
+        self.balancer = Balancer()
         self.upstream = UpstreamClient(
             self.session, connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,

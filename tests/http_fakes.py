@@ -13,6 +13,7 @@ from typing import Iterable
 import responses
 
 from app.config import ServiceKey, Settings, Subaccount, key_digest
+from tests.paths import CLAUDE_CODE_FIXTURES
 
 AUTH_URL = "https://tenant.authentication.example.test"
 TOKEN_URL = AUTH_URL + "/oauth/token"
@@ -21,7 +22,7 @@ CLIENT_KEY = "test-client-key-1"
 SONNET = "anthropic--claude-4.5-sonnet"
 HAIKU = "anthropic--claude-4.5-haiku"
 OPUS = "anthropic--claude-4.5-opus"
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "claude-code"
+FIXTURES = CLAUDE_CODE_FIXTURES
 
 
 def deployment_url(dep_id: str) -> str:

@@ -14,11 +14,12 @@ import weakref
 import pytest
 import requests
 
+from tests.paths import CLAUDE_CODE_FIXTURES
 from tests.fake_aicore import DEFAULT_REPLY, ERROR_EVENT_LINES, FakeAICore, Step
 
 SONNET = "anthropic--claude-4.5-sonnet"
 HAIKU = "anthropic--claude-4.5-haiku"
-FIXTURES = pathlib.Path("/work/shared/fixtures/claude-code")
+FIXTURES = CLAUDE_CODE_FIXTURES
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 

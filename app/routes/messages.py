@@ -49,16 +49,18 @@ def create_message() -> Response:
         log.debug("%s request body: %s", record.request_id, json.dumps(body)[:100_000])
     try:
         exchange = open_claude(rt, sap_model, body, client_betas(body), stream=stream,
-                               client_model=body["model"])
+                               client_model=body["model"], affinity=affinity_key(body))
     except SanitizeError as exc:
         raise errors.InvalidRequest(str(exc)) from None
     record.deployment = exchange.target.deployment_id
     record.repairs = exchange.repairs
+    record.failovers = exchange.failovers
     extra = {"x-gateway-model": sap_model}
-    if stream:
+    if exchange.source is not None:
         translator = BedrockToAnthropicStream(model=body["model"])
-        return sse_response(relay(exchange.response, translator, record,
-                                  ping_interval=rt.settings.ping_interval), extra)
+        return sse_response(relay(exchange.source, translator, record,
+                                  ping_interval=rt.settings.ping_interval,
+                                  pending=exchange.pending), extra)
     return _complete(exchange.response, body["model"], record, extra)
 
 
@@ -105,9 +107,40 @@ def _short_reason(exc: ValueError) -> str:
 _ROLES = frozenset(("user", "assistant", "system"))
 
 
+def _check_block(block: Any, where: str) -> None:
+    """Shapes the gateway itself relies on; unknown block types pass (future clients)."""
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise errors.InvalidRequest(f"{where}: must be an object with a string 'type'")
+    kind = block["type"]
+    if kind == "text" and not isinstance(block.get("text"), str):
+        raise errors.InvalidRequest(f"{where}.text: must be a string")
+    if kind == "tool_use" and not (isinstance(block.get("id"), str) and
+                                   isinstance(block.get("name"), str) and
+                                   isinstance(block.get("input", {}), dict)):
+        raise errors.InvalidRequest(f"{where}: tool_use needs string 'id' and 'name' and an "
+                                    "object 'input'")
+    if kind == "tool_result":
+        if not isinstance(block.get("tool_use_id"), str):
+            raise errors.InvalidRequest(f"{where}.tool_use_id: must be a string")
+        content = block.get("content", "")
+        if isinstance(content, list):
+            for j, inner in enumerate(content):
+                _check_block(inner, f"{where}.content.{j}")
+        elif not isinstance(content, str):
+            raise errors.InvalidRequest(f"{where}.content: must be a string or a list")
+    if kind in ("image", "document") and not isinstance(block.get("source"), dict):
+        raise errors.InvalidRequest(f"{where}.source: must be an object")
+    if kind in ("thinking", "redacted_thinking") and not all(
+            isinstance(block.get(k, ""), str) for k in ("thinking", "signature", "data")):
+        raise errors.InvalidRequest(f"{where}: thinking fields must be strings")
+    if "cache_control" in block and not isinstance(block["cache_control"], dict):
+        raise errors.InvalidRequest(f"{where}.cache_control: must be an object")
+
+
 def validate_messages_body(body: dict[str, Any]) -> None:
+    """Reject, with the field's path, what the gateway cannot safely forward."""
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    if not isinstance(model, str) or not model.strip() or len(model) > 256:
         raise errors.InvalidRequest("model: field required (a string)")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -117,25 +150,48 @@ def validate_messages_body(body: dict[str, Any]) -> None:
             raise errors.InvalidRequest(
                 f"messages.{i}: must be an object with role 'user' or 'assistant'")
         content = message.get("content")
-        if not isinstance(content, (str, list)):
+        if isinstance(content, list):
+            for j, block in enumerate(content):
+                _check_block(block, f"messages.{i}.content.{j}")
+        elif not isinstance(content, str):
             raise errors.InvalidRequest(f"messages.{i}.content: must be a string or a list")
-        if isinstance(content, list) and not all(isinstance(b, dict) and
-                                                 isinstance(b.get("type"), str) for b in content):
-            raise errors.InvalidRequest(
-                f"messages.{i}.content: every block must be an object with a 'type'")
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise errors.InvalidRequest("max_tokens: field required (a positive integer)")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise errors.InvalidRequest("stream: must be a boolean")
-    for key in ("system", "tools", "thinking", "tool_choice", "metadata"):
+    system = body.get("system")
+    if isinstance(system, list):
+        for j, block in enumerate(system):
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise errors.InvalidRequest(f"system.{j}: must be a text block")
+            _check_block(block, f"system.{j}")
+    elif system is not None and not isinstance(system, str):
+        raise errors.InvalidRequest("system: must be a string or a list of text blocks")
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise errors.InvalidRequest("tools: must be a list")
+        for j, tool in enumerate(tools):
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+                raise errors.InvalidRequest(f"tools.{j}: must be an object with a string 'name'")
+            if tool.get("type") in (None, "custom") and not isinstance(
+                    tool.get("input_schema"), dict):
+                raise errors.InvalidRequest(f"tools.{j}.input_schema: must be an object")
+    for key, expected in (("thinking", dict), ("tool_choice", dict), ("metadata", dict),
+                          ("stop_sequences", list)):
+        if body.get(key) is not None and not isinstance(body[key], expected):
+            raise errors.InvalidRequest(f"{key}: must be {'an object' if expected is dict else 'a list'}")
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and not isinstance(thinking.get("type"), str):
+        raise errors.InvalidRequest("thinking.type: must be a string")
+    for key in ("temperature", "top_p"):
         value = body.get(key)
-        if value is None:
-            continue
-        expected = {"system": (str, list), "tools": list, "thinking": dict,
-                    "tool_choice": dict, "metadata": dict}[key]
-        if not isinstance(value, expected):
-            raise errors.InvalidRequest(f"{key}: wrong type")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise errors.InvalidRequest(f"{key}: must be a number")
+    top_k = body.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
+        raise errors.InvalidRequest("top_k: must be an integer")
 
 
 def client_betas(body: dict[str, Any]) -> list[str]:
@@ -147,9 +203,33 @@ def client_betas(body: dict[str, Any]) -> list[str]:
     return betas
 
 
+def affinity_key(body: dict[str, Any]) -> str | None:
+    """What keeps one conversation on one deployment (so its prompt cache stays warm):
+    Claude Code's session id, else ``metadata.user_id``, else the system prompt's start."""
+    session = request.headers.get("X-Claude-Code-Session-Id")
+    if session:
+        return session
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        return metadata["user_id"]
+    system = body.get("system")
+    if isinstance(system, list):
+        system = "".join(str(b.get("text", "")) for b in system[:3] if isinstance(b, dict))
+    if isinstance(system, str) and system:
+        tools = body.get("tools")
+        names = ",".join(t.get("name", "") for t in tools if isinstance(t, dict)) \
+            if isinstance(tools, list) else ""
+        return system[:2048] + "|" + names
+    return None
+
+
 def resolve_or_404(rt: Runtime, client_model: str) -> str:
     resolution = rt.resolve_model(client_model)
     if resolution is None:
+        if rt.registry.discovery_errors:
+            reasons = "; ".join(sorted(set(rt.registry.discovery_errors.values())))
+            raise errors.BadGateway(f"model '{client_model[:200]}' is not known yet: listing "
+                                    f"SAP AI Core deployments failed ({reasons})")
         available = ", ".join(sorted(rt.available_models())) or "none"
         raise errors.NotFound(f"model '{client_model[:200]}' is not served by this gateway; "
                               f"available: {available}")

@@ -5,21 +5,22 @@ map. Configured URLs are in it from the start; subaccounts without
 ``deployment_models`` (or models listed without URLs) are filled by
 ``GET {AI_API_URL}/v2/lm/deployments``, RUNNING ones only, from a background
 refresher (one greenlet per worker under gevent) so discovery never runs on the
-request path. A failed refresh keeps the last good map. :meth:`pick` spreads
-requests over a model's targets, round-robin per worker.
+request path. A failed refresh keeps the last good map; :meth:`request_refresh` asks
+the refresher to run now (after an inference 404). The order in which targets are
+tried is the balancer's business (``app/upstream/balancer.py``).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import requests
 
 from app.config import Subaccount
+from app.errors import GatewayError
 from app.model_names import family_of
 from app.upstream.oauth import TokenProvider
 
@@ -57,12 +58,14 @@ class DeploymentRegistry:
                 for url in urls:
                     self._add(self._static, self._target(sub, model, url))
         self._discovered: dict[str, dict[str, tuple[Target, ...]]] = {}
+        # subaccount -> why its last discovery failed (no secrets: status or error class)
+        self.discovery_errors: dict[str, str] = {}
         self._map: Mapping[str, tuple[Target, ...]] = dict(self._static)
-        self._counters: dict[str, Callable[[], int]] = {}
         self._ready = threading.Event()
         if not self.needs_discovery:
             self._ready.set()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ request path
@@ -78,16 +81,8 @@ class DeploymentRegistry:
         """Block (a greenlet, under gevent) until the first discovery finished."""
         return self._ready.wait(timeout)
 
-    def pick(self, model: str) -> tuple[Target, ...]:
-        """The model's targets, rotated so successive calls start at the next one."""
-        targets = self._map.get(model, ())
-        if len(targets) <= 1:
-            return targets
-        counter = self._counters.get(model)
-        if counter is None:
-            counter = self._counters.setdefault(model, itertools.count().__next__)
-        start = counter() % len(targets)
-        return targets[start:] + targets[:start]
+    def targets(self, model: str) -> tuple[Target, ...]:
+        return self._map.get(model, ())
 
     # ------------------------------------------------------------------ discovery
 
@@ -101,11 +96,17 @@ class DeploymentRegistry:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def request_refresh(self) -> None:
+        """Wake the refresher now (a deployment answered 404: it may be gone)."""
+        self._wake.set()
 
     def _refresh_loop(self, interval: float) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             self.refresh()
-            self._stop.wait(interval)
+            self._wake.wait(interval)
 
     def refresh(self) -> None:
         """Re-discover every subaccount that needs it; keep the last good map on failure."""
@@ -115,9 +116,11 @@ class DeploymentRegistry:
             try:
                 found = self._discover(sub)
             except Exception as exc:  # noqa: BLE001 - a refresher must survive anything
+                self.discovery_errors[sub.name] = _describe(exc)
                 log.warning("deployment discovery for subaccount %s failed: %s", sub.name,
-                            _describe(exc))
+                            self.discovery_errors[sub.name])
                 continue
+            self.discovery_errors.pop(sub.name, None)
             self._discovered[sub.name] = found
             log.info("discovered %d model(s) in subaccount %s: %s", len(found), sub.name,
                      ", ".join(sorted(found)) or "none")
@@ -181,4 +184,6 @@ def _running_model(res: Mapping) -> tuple[str | None, str | None]:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, requests.RequestException):
         return type(exc).__name__
+    if isinstance(exc, GatewayError):
+        return exc.message
     return str(exc) or type(exc).__name__

@@ -96,6 +96,9 @@ class TokenProvider:
         if resp.status_code != 200:
             log.warning("token fetch for client %s answered HTTP %s",
                         _short(self._key.client_id), resp.status_code)
+            if resp.status_code >= 500:
+                raise BadGateway(f"upstream authentication failed: the SAP identity service "
+                                 f"is unavailable ({resp.status_code})")
             raise UpstreamFailure(f"upstream authentication failed: the SAP identity service "
                                   f"answered {resp.status_code}")
         try:

@@ -228,7 +228,7 @@ def test_identity_service_down_is_a_clear_gateway_error(app, auth_headers):
 
         mock.add(responses.POST, TOKEN_URL, status=503, body="down")
         resp = client.post("/v1/messages", json=simple_body(), headers=auth_headers)
-    assert resp.status_code == 500
+    assert resp.status_code == 502
     assert "authentication" in resp.get_json()["error"]["message"]
 
 

@@ -1,4 +1,4 @@
-"""Deployment registry: configured URLs, discovery, refresh failures, round-robin."""
+"""Deployment registry: configured URLs, discovery, refresh failures."""
 
 from __future__ import annotations
 
@@ -94,11 +94,3 @@ def test_background_refresher_runs_off_the_request_path():
         reg.stop()
         assert sum(c.request.url.startswith(LIST_URL) for c in mock.calls) >= 3
 
-
-def test_round_robin_per_model():
-    urls = tuple(deployment_url(d) for d in ("a", "b", "c"))
-    reg = registry(models={"anthropic--claude-4.5-sonnet": urls}, discover=False)
-    firsts = [reg.pick("anthropic--claude-4.5-sonnet")[0].deployment_id for _ in range(6)]
-    assert firsts == ["a", "b", "c", "a", "b", "c"]
-    assert len(reg.pick("anthropic--claude-4.5-sonnet")) == 3
-    assert reg.pick("unknown") == ()

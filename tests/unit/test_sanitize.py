@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.translate.profiles import ModelProfile, profile_for
+from tests.paths import CLAUDE_CODE_FIXTURES
 from app.translate.sanitize import (
     BEDROCK_ANTHROPIC_VERSION,
     PREFILL_ERROR,
@@ -27,7 +28,7 @@ from app.translate.sanitize import (
     strip_paths,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "claude-code"
+FIXTURES = CLAUDE_CODE_FIXTURES
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "sanitize"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import CLAUDE_CODE_FIXTURES
 from app.translate.token_count import NEW_TOKENIZER_SCALE, estimate_input_tokens, text_tokens
 
-CC_FIXTURES = Path("/work/shared/fixtures/claude-code")
-if not CC_FIXTURES.exists():  # CI lays shared/ beside the clone
-    CC_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "claude-code"
+CC_FIXTURES = CLAUDE_CODE_FIXTURES
 
 
 def load_bodies():
