@@ -41,27 +41,11 @@ control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # ----------------------------------------------------------------------------- logging
-accesslog = None  # the app writes one richer line per request itself
+accesslog = None  # the app writes one richer line per request itself (app/log.py)
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["console"]},
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
-        "gateway.usage": {"level": "INFO", "propagate": False},
-        "urllib3": {"level": "WARNING"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "generic",
-                    "stream": "ext://sys.stderr"},
-    },
-    "formatters": {
-        "generic": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-                    "datefmt": "%Y-%m-%dT%H:%M:%S%z"},
-    },
-}
+# No logconfig_dict: with one set, gunicorn formats access-log atoms for every request
+# even with the access log off. The app configures its own loggers per worker.
 
 
 # ----------------------------------------------------------------------------- hooks

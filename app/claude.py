@@ -35,6 +35,7 @@ from app.translate.sanitize import sanitize_bedrock
 from app.translate.self_heal import apply_rule, rule_from_error
 from app.upstream.deployments import Target
 from app.upstream.events import END, TIMEOUT, EventSource
+from app.wire.jsoncodec import dumps
 from app.wire.sse import SSEEvent
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def _attempt(rt: Runtime, target: Target, sap_model: str, body: dict, betas: lis
 
 def _post(rt: Runtime, target: Target, sent: dict, stream: bool) -> requests.Response:
     try:
-        return rt.upstream.post(target, INVOKE_STREAM if stream else INVOKE, _dumps(sent),
+        return rt.upstream.post(target, INVOKE_STREAM if stream else INVOKE, dumps(sent),
                                 stream=stream)
     except (BadGateway, GatewayTimeout) as exc:
         raise _Failed(exc, FAILURE_COOLDOWN) from None
@@ -214,5 +215,3 @@ def _seconds(wait: float) -> int:
     return max(1, min(60, int(wait + 0.999)))
 
 
-def _dumps(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

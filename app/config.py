@@ -89,7 +89,7 @@ class Settings:
     failover_deadline: float = 20.0
     discovery_refresh_seconds: float = 300.0
     max_body_bytes: int = BEDROCK_MAX_BODY_BYTES
-    upstream_pool_size: int = 256
+    upstream_pool_size: int = 1000
     token_usage_log: str = "logs/token_usage.log"
     log_level: str = "INFO"
     send_tenant_header: bool = False
@@ -364,7 +364,7 @@ def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
         max_attempts=int(_number(raw, "max_attempts", 3, where)),
         failover_deadline=_number(raw, "failover_deadline", 20.0, where),
         max_body_bytes=int(_number(raw, "max_body_bytes", BEDROCK_MAX_BODY_BYTES, where)),
-        upstream_pool_size=int(_number(raw, "upstream_pool_size", 256, where)),
+        upstream_pool_size=int(_number(raw, "upstream_pool_size", 1000, where)),
         token_usage_log=str(usage_log),
         log_level=str(env.get("LOG_LEVEL") or raw.get("log_level") or "INFO").upper(),
         send_tenant_header=_flag(raw.get("send_tenant_header", False)),

@@ -84,6 +84,22 @@ class RequestRecord:
             }, separators=(",", ":")))
 
 
+LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def configure_logging(level: str) -> None:
+    """Send the app's loggers to stderr in gunicorn's style, once per worker."""
+    root = logging.getLogger()
+    if not any(getattr(h, "gateway_handler", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.gateway_handler = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
 def setup_usage_log(target: str) -> logging.Handler | None:
     """Point ``gateway.usage`` at a file (parents created) or stdout (``-``). Once per worker."""
     for old in list(usage_log.handlers):

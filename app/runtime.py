@@ -17,7 +17,7 @@ import threading
 from typing import Mapping
 
 from app.config import Settings, worker_settings
-from app.log import setup_usage_log
+from app.log import configure_logging, setup_usage_log
 from app.model_names import Resolution, resolve
 from app.translate.profiles import ModelProfile, profile_for
 from app.upstream.balancer import Balancer
@@ -102,7 +102,9 @@ def init_worker(settings: Settings | None = None) -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = Runtime(settings or worker_settings())
+            settings = settings or worker_settings()
+            configure_logging(settings.log_level)
+            _runtime = Runtime(settings)
             _runtime.start()
         return _runtime
 

@@ -23,6 +23,7 @@ from app.translate.bedrock_stream import BedrockToAnthropicStream, message_from_
     usage_from_message
 from app.translate.sanitize import SanitizeError
 from app.translate.token_count import estimate_input_tokens
+from app.wire.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
 
@@ -251,5 +252,4 @@ def _complete(upstream, client_model: str, record: RequestRecord, headers: dict)
     message = message_from_bedrock(upstream_body, model=client_model)
     record.usage = usage_from_message(message)
     record.mark_first_event()
-    return Response(json.dumps(message, ensure_ascii=False), mimetype="application/json",
-                    headers=headers)
+    return Response(dumps(message), mimetype="application/json", headers=headers)

@@ -34,6 +34,7 @@ import json
 import re
 from typing import Any, Dict, Optional
 
+from app.wire.jsoncodec import dumps_str
 from app.wire.sse import encode_event
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 _loads = json.loads
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = dumps_str
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _INPUT_USAGE_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")

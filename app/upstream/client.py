@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
 
 from app.errors import BadGateway, GatewayTimeout
 from app.upstream.deployments import Target
@@ -24,27 +27,56 @@ log = logging.getLogger(__name__)
 CLIENT_TYPE = "sap-aicore-gateway"
 
 
+class GatewayAdapter(HTTPAdapter):
+    """requests' adapter with TLS trust settled once per connection pool.
+
+    The stock adapter checks the CA bundle path on disk (``exists``/``isdir``) on
+    every request; here a configured bundle goes into one SSL context when the pool
+    manager is built, and the per-pool certificate settings are applied once.
+    """
+
+    def __init__(self, ca_bundle: str | None = None, **kwargs) -> None:
+        self._ssl_context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        if self._ssl_context is not None:
+            kwargs["ssl_context"] = self._ssl_context
+        super().init_poolmanager(*args, **kwargs)
+
+    def cert_verify(self, conn, url, verify, cert) -> None:
+        settled = (verify, cert)
+        if getattr(conn, "_gateway_trust", None) != settled:
+            super().cert_verify(conn, url, verify, cert)
+            conn._gateway_trust = settled
+
+
 def build_session(pool_size: int, ca_bundle: str | None = None) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0,
-                          pool_block=False)
+    adapter = GatewayAdapter(ca_bundle, pool_connections=16, pool_maxsize=pool_size,
+                             max_retries=0, pool_block=False)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     if proxy:
         session.proxies = {"https": proxy}
-    if ca_bundle:
-        session.verify = ca_bundle
     return session
 
 
 class UpstreamClient:
+    """Inference calls go straight to the session's transport adapter with a request
+    prepared here: the URL is already canonical, there are no cookies, redirects or
+    hooks, so ``Session.request``'s merging and re-parsing (about 0.3 ms a call in
+    the profile) buys nothing on this path."""
+
     def __init__(self, session: requests.Session, *, connect_timeout: float,
                  read_timeout: float, stream_idle_timeout: float) -> None:
         self.session = session
         self._timeout = (connect_timeout, read_timeout)
         self._stream_timeout = (connect_timeout, stream_idle_timeout)
+        self._proxies = dict(session.proxies)
+        self._verify = session.verify
 
     def post(self, target: Target, suffix: str, payload: bytes, *,
              stream: bool) -> requests.Response:
@@ -71,9 +103,17 @@ class UpstreamClient:
         }
         if target.tenant_id:
             headers["AI-Tenant-Id"] = target.tenant_id
+        request = PreparedRequest()
+        request.method = "POST"
+        request.url = url
+        request.headers = CaseInsensitiveDict(headers)
+        request.headers["Content-Length"] = str(len(payload))
+        request.body = payload
+        adapter = self.session.get_adapter(url)
         try:
-            return self.session.post(url, data=payload, headers=headers, stream=stream,
-                                     timeout=self._stream_timeout if stream else self._timeout)
+            return adapter.send(request, stream=stream, verify=self._verify,
+                                proxies=self._proxies,
+                                timeout=self._stream_timeout if stream else self._timeout)
         except requests.Timeout:
             raise GatewayTimeout(f"SAP AI Core did not answer in time for {target.model}") from None
         except requests.RequestException as exc:

@@ -57,6 +57,13 @@ class EventSource:
         except queue.Empty:
             return TIMEOUT
         if isinstance(item, (bytes, bytearray)):
+            # Under load several chunks may be waiting: take them together, so the
+            # client gets one write instead of one per upstream chunk.
+            while not self._inbox.empty():
+                more = self._inbox.queue[0]
+                if not isinstance(more, (bytes, bytearray)):
+                    break
+                item += self._inbox.get_nowait()
             return self._decoder.feed(item)
         self.ended = True
         if isinstance(item, Exception):

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "app").rglob("*.py"))
 WEB = {"flask", "werkzeug"}
 PURE = {"app/config.py": set(), "app/errors.py": set(), "app/model_names.py": set()}  # stdlib only
-PURE.update({m: {"app.wire"} for m in MODULES if m.startswith("app/wire/")})
+# orjson: a pure encoder with no I/O (app/wire/jsoncodec.py says why it is there)
+PURE.update({m: {"app.wire", "orjson"} for m in MODULES if m.startswith("app/wire/")})
 PURE.update({m: {"app.wire", "app.translate"} for m in MODULES if m.startswith("app/translate/")})
 NO_WEB = [m for m in MODULES if m.startswith("app/upstream/")] + [
     "app/client_auth.py", "app/runtime.py", "app/claude.py", "app/log.py"]

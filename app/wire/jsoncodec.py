@@ -1,0 +1,36 @@
+"""Fast JSON encoding for the hot path, exact decoding.
+
+Encoding an 80 KB Claude Code body with the standard library (``ensure_ascii=False``)
+cost about 0.65 ms per request, a fifth of the gateway's CPU per streamed request in
+the profile; ``orjson`` does it in about 0.02 ms with the same compact UTF-8 output.
+Decoding stays with the standard library: it is nearly as fast here and keeps
+integers beyond 64 bits exact, where ``orjson`` would turn them into floats. Should
+``orjson`` refuse a value (such an integer), the standard library encodes it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in requirements.txt
+    orjson = None
+
+loads = json.loads
+_std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON bytes."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj)
+        except TypeError:
+            pass  # e.g. an integer beyond 64 bits: the exact, slower path below
+    return _std_dumps(obj).encode("utf-8")
+
+
+def dumps_str(obj: Any) -> str:
+    return dumps(obj).decode("utf-8")
