@@ -1,6 +1,6 @@
-"""The test fake SAP AI Core (``tests.fake_aicore.FakeAICore``), set up for benchmarks.
+"""The test fake SAP AI Core (``app.simulator.FakeAICore``), set up for benchmarks.
 
-Same options as ``python -m tests.fake_aicore`` plus ``--token-delay``; prints ``READY <base_url>``
+Same options as ``python -m app.simulator`` plus ``--token-delay``; prints ``READY <base_url>``
 and serves until SIGTERM/SIGINT. Differences from the test CLI, all about measuring:
 
 * The per-request record is light: the test fake parses and keeps every request body (for
@@ -40,7 +40,7 @@ import time
 
 from flask import Response, g, request
 
-from tests.fake_aicore import FakeAICore, RecordedRequest, deployment_id_for
+from app.simulator import FakeAICore, RecordedRequest, deployment_id_for
 
 _INFERENCE_PREFIX = "/v2/inference/deployments/"
 

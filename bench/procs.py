@@ -207,7 +207,7 @@ def start_fake(wd: Path, *, ttft: float = 0.0, chunks: int = 4, interval: float 
         text = out_path.read_text() if out_path.exists() else ""
         if "READY " in text:
             url = text.split("READY ", 1)[1].split()[0]
-            from tests.fake_aicore import deployment_id_for
+            from app.simulator import deployment_id_for
 
             return Fake(proc, url, key_path, f"{url}/v2/inference/deployments/{deployment_id_for(model)}",
                         log_path)

@@ -569,7 +569,7 @@ def start_profile(args, name: str, prof: dict, wd: Path) -> Context:
         gateway = procs.Gateway(None, args.gateway_url.rstrip("/"), pid)
         fake = token = None
         if args.fake_url:
-            from tests.fake_aicore import FakeAICore, deployment_id_for
+            from app.simulator import FakeAICore, deployment_id_for
 
             key_path = args.fake_key
             if key_path is None:

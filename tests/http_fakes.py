@@ -1,7 +1,7 @@
 """`responses`-level fakes of SAP AI Core for route tests (no sockets, no timing).
 
 Timing, streaming and process behaviour use the loopback fake in
-``tests/fake_aicore.py`` instead.
+``app/simulator.py`` instead.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fake_aicore import FakeAICore
+from app.simulator import FakeAICore
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_KEY = "e2e-client-key"

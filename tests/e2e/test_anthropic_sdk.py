@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import GATEWAY_KEY
-from tests.fake_aicore import Step
+from app.simulator import Step
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import GATEWAY_KEY, Gateway, gateway_config
-from tests.fake_aicore import FakeAICore, Step
+from app.simulator import FakeAICore, Step
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""A fake SAP AI Core for the gateway's tests, benchmarks and manual checks.
+"""A simulated SAP AI Core: the `python -m app demo` backend, and the fake used by tests and benchmarks.
 
 It emulates, on a real loopback HTTP server (Werkzeug, threaded), the parts of SAP AI Core the
 gateway talks to (``shared/spec/sap-ai-core.md``):
@@ -33,7 +33,7 @@ Usage::
 
 Command line (benchmarks, manual checks with the Claude Code CLI)::
 
-    python -m tests.fake_aicore --port 0 --models anthropic--claude-4.5-sonnet \
+    python -m app.simulator --port 0 --models anthropic--claude-4.5-sonnet \
         --first-token-delay 0.05 --chunks 20 --interval 0.005 --write-key /tmp/key.json
 
 prints ``READY <base_url>`` and serves until SIGTERM/SIGINT.
@@ -1438,7 +1438,7 @@ def deployment_id_for(model_name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake until SIGTERM/SIGINT; print ``READY <base_url>`` once it listens."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_aicore", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m app.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--models", default="anthropic--claude-4.5-sonnet,anthropic--claude-4.5-haiku",

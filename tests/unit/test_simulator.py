@@ -1,4 +1,4 @@
-"""Tests of the fake SAP AI Core itself (``tests/fake_aicore.py``), over real loopback HTTP."""
+"""Tests of the fake SAP AI Core itself (``app/simulator.py``), over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import pytest
 import requests
 
 from tests.paths import CLAUDE_CODE_FIXTURES
-from tests.fake_aicore import DEFAULT_REPLY, ERROR_EVENT_LINES, FakeAICore, Step
+from app.simulator import DEFAULT_REPLY, ERROR_EVENT_LINES, FakeAICore, Step
 
 SONNET = "anthropic--claude-4.5-sonnet"
 HAIKU = "anthropic--claude-4.5-haiku"
 FIXTURES = CLAUDE_CODE_FIXTURES
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -511,7 +511,7 @@ def test_sanitized_real_claude_code_bodies_pass(fake):
 def test_command_line(tmp_path):
     key_path = tmp_path / "key.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_aicore", "--port", "0", "--models", f"{SONNET},{HAIKU}",
+        [sys.executable, "-m", "app.simulator", "--port", "0", "--models", f"{SONNET},{HAIKU}",
          "--chunks", "3", "--write-key", str(key_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
