@@ -32,4 +32,8 @@ def create_app(settings: Settings | None = None) -> "Flask":
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     routes.register(app)
+    if settings.trusted_proxies:
+        from app.forwarded import TrustedProxies
+
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     return app

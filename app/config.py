@@ -18,6 +18,7 @@ the parsed :class:`Settings` object is what the runtime keeps.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ class Settings:
     log_level: str = "INFO"
     send_tenant_header: bool = False
     ca_bundle: str | None = None
+    # Normalised networks ("10.0.0.0/8") whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    # Client key label (or "*") -> tokens per UTC day; None = no limit (app/budget.py).
+    budgets: Mapping[str, int | None] = field(default_factory=dict)
+    budget_store: str = "logs/budgets.sqlite3"
+    # SAP model name -> USD per million tokens, overriding app/usage.py's estimates.
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     source: str = ""
 
 
@@ -322,6 +330,88 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+def _trusted_proxies(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> tuple[str, ...]:
+    """``GATEWAY_TRUSTED_PROXIES`` (comma-separated) if set, else the ``trusted_proxies`` list."""
+    if env.get("GATEWAY_TRUSTED_PROXIES"):
+        entries: Any = _split_list(env["GATEWAY_TRUSTED_PROXIES"])
+        here = "environment: GATEWAY_TRUSTED_PROXIES"
+    else:
+        entries = raw.get("trusted_proxies", [])
+        here = f"{where}: field 'trusted_proxies'"
+    if not isinstance(entries, list):
+        raise ConfigError(f"{here} must be a list of IP addresses or CIDR networks")
+    networks = []
+    for entry in entries:
+        try:
+            if not isinstance(entry, str):
+                raise ValueError("not a string")
+            networks.append(str(ipaddress.ip_network(entry.strip())))
+        except ValueError as exc:
+            raise ConfigError(f"{here}: {entry!r} is not an IP address or CIDR network "
+                              f"({exc})") from None
+    return tuple(networks)
+
+
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
+ANONYMOUS_LABEL = "anonymous"  # the label app/client_auth.py gives unauthenticated callers
+
+
+def parse_prices(raw: Any, where: str) -> dict[str, dict[str, float]]:
+    """A price table: SAP model name -> USD per million tokens for each of PRICE_FIELDS.
+
+    ``where`` names the file and field (``config.json: field 'prices'``) in messages.
+    """
+    expected = ", ".join(PRICE_FIELDS)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must map SAP model names to {{{expected}}} "
+                          "(USD per million tokens)")
+    table: dict[str, dict[str, float]] = {}
+    for model, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: entry '{model}' must be an object with {expected}")
+        unknown = sorted(set(entry) - set(PRICE_FIELDS))
+        missing = [name for name in PRICE_FIELDS if name not in entry]
+        if unknown or missing:
+            raise ConfigError(f"{where}: entry '{model}' must have exactly {expected} "
+                              f"(missing: {', '.join(missing) or '-'}; "
+                              f"unknown: {', '.join(unknown) or '-'})")
+        for name in PRICE_FIELDS:
+            value = entry[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{where}: '{model}'.{name} must be a number >= 0 "
+                                  "(USD per million tokens)")
+        table[model] = {name: float(entry[name]) for name in PRICE_FIELDS}
+    return table
+
+
+def _budgets(raw: Mapping[str, Any], labels: set[str], where: str) -> dict[str, int | None]:
+    """``budgets``: client key label (or ``*`` for every other key) -> tokens per UTC day."""
+    value = raw.get("budgets", {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: field 'budgets' must map client key labels (or '*') to "
+                          "tokens per UTC day")
+    for label, limit in value.items():
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit <= 0):
+            raise ConfigError(f"{where}: budgets.{label} must be a positive whole number of "
+                              "tokens per UTC day, or null for no limit")
+        if label != "*" and label not in labels:
+            raise ConfigError(f"{where}: budgets.{label}: no client key has the label "
+                              f"'{label}' (labels: {', '.join(sorted(labels)) or 'none'})")
+    return dict(value)
+
+
+def _budget_store(raw: Mapping[str, Any], usage_log: str, where: str) -> str:
+    """The budget counters' SQLite file: ``budget_store``, else beside the usage log."""
+    value = raw.get("budget_store")
+    if value is not None:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: field 'budget_store' must be a file path")
+        return value
+    directory = "logs" if usage_log in ("", "-") else os.path.dirname(usage_log)
+    return os.path.join(directory, "budgets.sqlite3")
+
+
 def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
             digests: dict[bytes, str], where: str, env: Mapping[str, str]) -> Settings:
     allow_open = _flag(raw.get("allow_unauthenticated", False)) or _flag(
@@ -369,6 +459,11 @@ def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
         log_level=str(env.get("LOG_LEVEL") or raw.get("log_level") or "INFO").upper(),
         send_tenant_header=_flag(raw.get("send_tenant_header", False)),
         ca_bundle=raw.get("ca_bundle") or env.get("REQUESTS_CA_BUNDLE") or None,
+        trusted_proxies=_trusted_proxies(raw, env, where),
+        budgets=_budgets(raw, set(digests.values()) | ({ANONYMOUS_LABEL} if allow_open else set()),
+                         where),
+        budget_store=_budget_store(raw, str(usage_log), where),
+        prices=parse_prices(raw.get("prices", {}), f"{where}: field 'prices'"),
         source=where,
     )
 

@@ -9,6 +9,7 @@
     ├── NotFound                       404     not_found_error         invalid_request_error / model_not_found
     ├── RequestTooLarge                413     request_too_large       invalid_request_error / request_too_large
     ├── RateLimited                    429     rate_limit_error        rate_limit_error / rate_limit_exceeded
+    │   └── BudgetExceeded             429     rate_limit_error        insufficient_quota / insufficient_quota
     ├── Overloaded                     529*    overloaded_error        service_unavailable_error  (*503 for OpenAI)
     ├── UpstreamFailure                500     api_error               server_error
     ├── BadGateway                     502     api_error               server_error
@@ -36,6 +37,8 @@ class GatewayError(Exception):
     anthropic_type = "api_error"
     openai_type = "server_error"
     openai_code: str | None = None
+    # x-should-retry: None = decided by the status (transient ones say "true").
+    should_retry: bool | None = None
 
     def __init__(self, message: str, *, retry_after: int | None = None,
                  status: int | None = None) -> None:
@@ -90,6 +93,15 @@ class RateLimited(GatewayError):
     openai_code = "rate_limit_exceeded"
 
 
+class BudgetExceeded(RateLimited):
+    """A client key used up its daily token budget (app/budget.py): retrying before the
+    reset cannot help, so ``retry-after`` may exceed 60 s and ``x-should-retry`` is false."""
+
+    openai_type = "insufficient_quota"
+    openai_code = "insufficient_quota"
+    should_retry = False
+
+
 class Overloaded(GatewayError):
     status = 529
     anthropic_type = "overloaded_error"
@@ -115,9 +127,11 @@ class GatewayTimeout(GatewayError):
 
 def render(error: GatewayError, dialect: str, request_id: str) -> tuple[bytes, int, dict]:
     """Body, status and headers for ``error`` in the client's dialect."""
+    retry = error.should_retry
+    if retry is None:
+        retry = error.status in (408, 409, 429, 500, 502, 503, 504, 529)
     headers = {"request-id": request_id, "x-request-id": request_id,
-               "x-should-retry": "true" if error.status in (408, 409, 429, 500, 502, 503, 504, 529)
-               else "false"}
+               "x-should-retry": "true" if retry else "false"}
     if error.retry_after is not None:
         headers["retry-after"] = str(error.retry_after)
         headers["retry-after-ms"] = str(error.retry_after * 1000)

@@ -116,6 +116,11 @@ def current() -> Runtime:
     return runtime
 
 
+def installed() -> Runtime | None:
+    """This process's runtime if one was built, without building one."""
+    return _runtime
+
+
 def install(runtime: Runtime | None) -> None:
     """Use ``runtime`` as this process's runtime (the app factory and tests)."""
     global _runtime

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, g, request
 
 from app import errors
 from app.routes import authenticate_request
+from app.budget import check_budget
 from app.claude import open_claude
 from app.log import RequestRecord
 from app.model_names import family_of
@@ -34,9 +35,10 @@ bp.before_request(authenticate_request)
 @bp.post("/v1/messages")
 def create_message() -> Response:
     record: RequestRecord = g.record
+    rt = current()
+    check_budget(record.key_label, rt.settings)
     body = read_json_object()
     validate_messages_body(body)
-    rt = current()
     stream = body.get("stream") is True
     record.stream = stream
     record.model = body["model"]
