@@ -6,6 +6,7 @@ import pytest
 import responses
 
 from app import create_app, runtime
+from tests import secret_scan
 from tests.http_fakes import AUTH_URL, CLIENT_KEY, make_settings, register_token
 
 
@@ -39,3 +40,31 @@ def auth_headers():
 
 
 __all__ = ["AUTH_URL"]
+
+
+# --------------------------------------------------------------------------- secret scan
+# Everything the gateway wrote during the suite is grepped for secrets at the end
+# (tests/secret_scan.py); a leak fails the run.
+_collector = secret_scan.GatewayLogCollector()
+
+
+def pytest_sessionstart(session):
+    _collector.install()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _collector.uninstall()
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    leaks, read = secret_scan.scan(factory.getbasetemp(), _collector)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line(f"SECRET LEAK in what the gateway wrote ({len(leaks)}):", red=True)
+            for leak in leaks[:50]:
+                reporter.write_line("  " + leak, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None and reporter.verbosity >= 0:
+        reporter.write_line(f"secret scan: {read} gateway outputs, no secret found")

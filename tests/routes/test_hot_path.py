@@ -40,6 +40,7 @@ def test_no_file_reads_and_no_rebuilds_per_request(client, upstream, auth_header
     rt = runtime.current()
     builds, settings, session = runtime.Runtime.builds, rt.settings, rt.session
     providers = dict(rt.token_providers)
+    caplog.clear()
     _recording = True
     try:
         with caplog.at_level(logging.INFO):
