@@ -6,8 +6,11 @@ gevent, and it imports nothing from ``app/`` at module level: the worker must
 monkey-patch before ``requests``/``ssl`` are imported.
 """
 
+import glob
 import os
+import shutil
 import sys
+import tempfile
 import traceback
 
 # ----------------------------------------------------------------------------- binding
@@ -49,8 +52,18 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
 # ----------------------------------------------------------------------------- hooks
+# Metrics (app/metrics.py) are summed across workers by prometheus_client's multiprocess
+# mode: every worker keeps its values in mmap files of one directory, which must exist
+# and be empty before the first worker forks, and be in PROMETHEUS_MULTIPROC_DIR when a
+# worker first imports prometheus_client. The master never imports prometheus_client: it
+# imports ssl, and workers forked later must not inherit ssl before gevent patches them.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_own_metrics_dir = None  # the directory on_starting created (removed on_exit)
+
+
 def on_starting(server):
-    """Master, once: validate the configuration so a mistake stops startup with one line."""
+    """Master, once: validate the configuration so a mistake stops startup with one line;
+    prepare the metrics directory the workers inherit."""
     from app.config import ConfigError, load_settings
 
     try:
@@ -58,6 +71,45 @@ def on_starting(server):
     except ConfigError as exc:
         sys.stderr.write(f"gateway: configuration error: {exc}\n")
         sys.exit(1)
+    prepare_metrics_dir(os.environ)
+
+
+def prepare_metrics_dir(environ):
+    """Use $PROMETHEUS_MULTIPROC_DIR (created if missing, emptied of *.db: it must belong to
+    this gateway alone), else a new private temporary directory, exported to the workers."""
+    global _own_metrics_dir
+    path = environ.get(METRICS_DIR_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(glob.escape(path), "*.db")):
+            os.remove(stale)
+    else:
+        path = _own_metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        environ[METRICS_DIR_ENV] = path
+    return path
+
+
+def child_exit(server, worker):
+    """Master, when a worker exits (cleanly or not): drop its live-gauge files so
+    gateway_streams_in_flight stops counting its streams; its counters stay in the sums.
+    The same as prometheus_client.multiprocess.mark_process_dead, without importing it."""
+    mark_process_dead(worker.pid, os.environ.get(METRICS_DIR_ENV))
+
+
+def mark_process_dead(pid, path):
+    if not path:
+        return
+    for live in glob.glob(os.path.join(glob.escape(path), f"gauge_live*_{int(pid)}.db")):
+        try:
+            os.remove(live)
+        except FileNotFoundError:
+            pass
+
+
+def on_exit(server):
+    """Master, at shutdown: remove the metrics directory if on_starting created it."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 def post_fork(server, worker):

@@ -92,7 +92,15 @@ class Settings:
     max_body_bytes: int = BEDROCK_MAX_BODY_BYTES
     upstream_pool_size: int = 1000
     token_usage_log: str = "logs/token_usage.log"
+    # "daily": <token_usage_log>.<UTC date> files (app/log.py UsageLog); "none": one file
+    token_usage_log_rotation: str = "daily"
+    token_usage_log_keep_days: int = 0  # dated usage files kept, today included; 0 = all
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per log line
+    # GET /metrics: peers allowed (default loopback) and sha256 of the bearer token, if any
+    metrics_allow_from: tuple[Any, ...] = (ipaddress.ip_network("127.0.0.0/8"),
+                                           ipaddress.ip_network("::1/128"))
+    metrics_token_digest: bytes | None = field(default=None, repr=False)
     send_tenant_header: bool = False
     ca_bundle: str | None = None
     # Normalised networks ("10.0.0.0/8") whose X-Forwarded-For/-Proto are believed.
@@ -412,6 +420,31 @@ def _budget_store(raw: Mapping[str, Any], usage_log: str, where: str) -> str:
     return os.path.join(directory, "budgets.sqlite3")
 
 
+def _metrics_access(section: Any, where: str,
+                    env: Mapping[str, str]) -> tuple[tuple[Any, ...], bytes | None]:
+    """``metrics: {"token", "allow_from"}`` (or GATEWAY_METRICS_TOKEN /
+    GATEWAY_METRICS_ALLOW_FROM) as parsed networks and the token's sha256."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: field 'metrics' must be an object")
+    token = env.get("GATEWAY_METRICS_TOKEN") or section.get("token")
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise ConfigError(f"{where}: field 'metrics.token' must be a non-empty string")
+    allow = section.get("allow_from", ["127.0.0.0/8", "::1/128"])
+    if env.get("GATEWAY_METRICS_ALLOW_FROM"):
+        allow = _split_list(env["GATEWAY_METRICS_ALLOW_FROM"])
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise ConfigError(f"{where}: field 'metrics.allow_from' must be a list of networks")
+    networks = []
+    for entry in allow:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{where}: metrics.allow_from: '{entry}' is not an address "
+                              "or network (e.g. 10.0.0.0/8)") from None
+    digest = hashlib.sha256(token.strip().encode("utf-8")).digest() if token else None
+    return tuple(networks), digest
+
+
 def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
             digests: dict[bytes, str], where: str, env: Mapping[str, str]) -> Settings:
     allow_open = _flag(raw.get("allow_unauthenticated", False)) or _flag(
@@ -436,6 +469,20 @@ def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
         raise ConfigError(f"{where}: field 'host' must be a string")
     usage_log = env.get("TOKEN_USAGE_LOG") or raw.get("token_usage_log") or (
         "-" if env.get("PORT") and where == "environment" else "logs/token_usage.log")
+    rotation = env.get("TOKEN_USAGE_LOG_ROTATION") or raw.get("token_usage_log_rotation", "daily")
+    if rotation not in ("daily", "none"):
+        raise ConfigError(f"{where}: field 'token_usage_log_rotation' must be 'daily' or 'none'")
+    keep_days = raw.get("token_usage_log_keep_days", 0)
+    if env.get("TOKEN_USAGE_LOG_KEEP_DAYS"):
+        text = env["TOKEN_USAGE_LOG_KEEP_DAYS"].strip()
+        keep_days = int(text) if text.isdigit() else -1
+    if isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 0:
+        raise ConfigError(f"{where}: field 'token_usage_log_keep_days' must be a whole number "
+                          "of days (0 keeps every file)")
+    log_format = str(env.get("LOG_FORMAT") or raw.get("log_format") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{where}: field 'log_format' must be 'text' or 'json'")
+    metrics_allow, metrics_token = _metrics_access(raw.get("metrics", {}), where, env)
     return Settings(
         subaccounts=subaccounts,
         client_key_digests=digests,
@@ -456,7 +503,12 @@ def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
         max_body_bytes=int(_number(raw, "max_body_bytes", BEDROCK_MAX_BODY_BYTES, where)),
         upstream_pool_size=int(_number(raw, "upstream_pool_size", 1000, where)),
         token_usage_log=str(usage_log),
+        token_usage_log_rotation=rotation,
+        token_usage_log_keep_days=keep_days,
         log_level=str(env.get("LOG_LEVEL") or raw.get("log_level") or "INFO").upper(),
+        log_format=log_format,
+        metrics_allow_from=metrics_allow,
+        metrics_token_digest=metrics_token,
         send_tenant_header=_flag(raw.get("send_tenant_header", False)),
         ca_bundle=raw.get("ca_bundle") or env.get("REQUESTS_CA_BUNDLE") or None,
         trusted_proxies=_trusted_proxies(raw, env, where),

@@ -52,7 +52,9 @@ class Runtime:
             self.session, connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             stream_idle_timeout=settings.stream_idle_timeout)
-        self._usage_handler = setup_usage_log(settings.token_usage_log)
+        self._usage_handler = setup_usage_log(settings.token_usage_log,
+                                              settings.token_usage_log_rotation,
+                                              settings.token_usage_log_keep_days)
         self._profiles: dict[str, ModelProfile] = {}
         self._learned: dict[str, frozenset[str]] = {}
         self._learned_lock = threading.Lock()
@@ -103,7 +105,7 @@ def init_worker(settings: Settings | None = None) -> Runtime:
     with _runtime_lock:
         if _runtime is None:
             settings = settings or worker_settings()
-            configure_logging(settings.log_level)
+            configure_logging(settings.log_level, settings.log_format)
             _runtime = Runtime(settings)
             _runtime.start()
         return _runtime

@@ -64,8 +64,8 @@ SCENARIOS = {s.name: s for s in (
     Scenario("small-stream", "small", True),
     Scenario("cc", "cc", False),
     Scenario("cc-stream", "cc", True),
-    # Hook: streaming /v1/chat/completions. The gateway does not serve it yet; the cell is
-    # probed and reported as "not available" until it answers 200.
+    # Streaming /v1/chat/completions (OpenAI chunks translated from the Bedrock stream). A
+    # gateway that answers 404 there is reported as "not available".
     Scenario("chat-stream", "small", True, api="chat"),
 )}
 

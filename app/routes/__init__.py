@@ -1,34 +1,42 @@
 """Blueprint registration, request bookkeeping and the one error renderer.
 
-Every request gets a gateway request id (``req_…``, returned in ``request-id``
-and ``x-request-id``) and a :class:`RequestRecord` whose line is written once at
-the end. API blueprints authenticate in ``before_request``. Every error, ours or
-Werkzeug's, leaves through :func:`_render_error` as JSON in the caller's dialect:
-OpenAI routes get OpenAI error bodies, everything else Anthropic ones.
+Every request gets a request id, returned in ``request-id`` and ``x-request-id``:
+the client's own ``X-Request-Id`` when it is a short safe token (at most 64 of
+``[A-Za-z0-9._-]``, and not one of the client keys), else a new ``req_…``. Its
+:class:`RequestRecord` is finished once: in ``after_request`` for a whole answer,
+when the relay ends for a stream (counted in ``gateway_streams_in_flight`` until
+then; ``call_on_close`` finishes a stream the server never started). API blueprints
+authenticate in ``before_request``. Every error, ours or Werkzeug's, leaves through
+:func:`_render_error` as JSON in the caller's dialect: OpenAI routes get OpenAI
+error bodies, everything else Anthropic ones.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from app import errors
+from app import metrics as gateway_metrics
 from app.client_auth import authenticate
+from app.config import key_digest
 from app.log import RequestRecord
 from app.runtime import current
 
 log = logging.getLogger(__name__)
 
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 
 
 def register(app: Flask) -> None:
-    from app.routes import health, messages, models
+    from app.routes import chat, health, messages, metrics as metrics_route, models
 
-    for bp in (health.bp, messages.bp, models.bp):
+    for bp in (health.bp, messages.bp, chat.bp, models.bp, metrics_route.bp):
         app.register_blueprint(bp)
     app.before_request(_start_record)
     app.after_request(_finish_record)
@@ -42,7 +50,20 @@ def dialect() -> str:
 
 
 def _start_record() -> None:
-    g.record = RequestRecord("req_" + secrets.token_hex(12), request.method, request.path)
+    environ = request.environ
+    rule = request.url_rule
+    g.record = RequestRecord(request_id(environ.get("HTTP_X_REQUEST_ID")), request.method,
+                             request.path, rule.rule if rule is not None else "unmatched",
+                             request.remote_addr, environ.get("HTTP_USER_AGENT"))
+
+
+def request_id(incoming: str | None) -> str:
+    """The client's ``X-Request-Id`` if it is a safe short token, else a new one. A client
+    key sent there by mistake is not echoed (it would end up in every log line)."""
+    if incoming and _SAFE_REQUEST_ID(incoming) and \
+            key_digest(incoming) not in current().settings.client_key_digests:
+        return incoming
+    return "req_" + secrets.token_hex(12)
 
 
 def authenticate_request() -> None:
@@ -64,6 +85,11 @@ def _finish_record(response: Response) -> Response:
             response.headers["x-gateway-repairs"] = ",".join(record.repairs)
         if not response.is_streamed:
             record.finish(response.status_code)
+        elif not (record.in_flight or record.finished):
+            record.status = response.status_code
+            record.in_flight = True
+            gateway_metrics.stream_started()
+            response.call_on_close(record.finish)
     return response
 
 

@@ -15,6 +15,7 @@ import time
 import zlib
 from typing import Callable, Sequence
 
+from app import metrics
 from app.upstream.deployments import Target
 
 MAX_COOLDOWN_SECONDS = 60.0
@@ -50,6 +51,7 @@ class Balancer:
         return healthy, cooling
 
     def cool_down(self, target: Target, seconds: float) -> None:
+        metrics.cooldown(target.deployment_id)
         seconds = max(0.0, min(MAX_COOLDOWN_SECONDS, seconds))
         until = self._clock() + seconds
         if until > self._cooldown_until.get(target.url, 0.0):

@@ -20,6 +20,7 @@ from typing import Callable
 
 import requests
 
+from app import metrics
 from app.config import ServiceKey
 from app.errors import BadGateway, UpstreamFailure
 
@@ -80,6 +81,7 @@ class TokenProvider:
 
     def _fetch(self) -> Token:
         self.fetch_count += 1
+        metrics.token_refresh()
         started = self._clock()
         try:
             resp = self._session.post(

@@ -39,10 +39,10 @@ class Gateway:
         config_path = workdir / "config.json"
         config_path.write_text(json.dumps(config))
         self.log_path = workdir / "gunicorn.log"
-        self.usage_path = workdir / "usage.log"
+        self.usage_target = workdir / "usage.log"
         full_env = {**os.environ, "CONFIG_PATH": str(config_path),
                     "GATEWAY_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
-                    "TOKEN_USAGE_LOG": str(self.usage_path), "KEEPALIVE": "2",
+                    "TOKEN_USAGE_LOG": str(self.usage_target), "KEEPALIVE": "2",
                     **(env or {})}
         full_env.pop("PORT", None)
         self._log = open(self.log_path, "wb")
@@ -64,6 +64,12 @@ class Gateway:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become healthy:\n" + self.output())
+
+    @property
+    def usage_path(self) -> Path:
+        """The newest usage file (daily rotation writes ``usage.log.<UTC date>``)."""
+        dated = sorted(self.workdir.glob("usage.log.????-??-??"))
+        return dated[-1] if dated else self.usage_target
 
     def output(self) -> str:
         if not self._log.closed:
