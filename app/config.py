@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from app.translate.family_profiles import family_profile
+
 DEFAULT_RESOURCE_GROUP = "default"
 BEDROCK_MAX_BODY_BYTES = 20 * 1024 * 1024
 
@@ -461,6 +463,11 @@ def _finish(raw: Mapping[str, Any], subaccounts: tuple[Subaccount, ...],
     profiles = raw.get("model_profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"{where}: field 'model_profiles' must map SAP model names to objects")
+    for sap_name, overrides in profiles.items():
+        try:
+            family_profile(sap_name, overrides)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: model_profiles.{sap_name}: {exc}") from None
     port = raw.get("port", 3001)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"{where}: field 'port' must be a TCP port number")

@@ -19,6 +19,8 @@ from typing import Mapping
 from app.config import Settings, worker_settings
 from app.log import configure_logging, setup_usage_log
 from app.model_names import Resolution, resolve
+from app.translate.gemini.request import GeminiProfile, gemini_profile_for
+from app.translate.gpt.request import GptProfile, gpt_profile_for
 from app.translate.profiles import ModelProfile, profile_for
 from app.upstream.balancer import Balancer
 from app.upstream.client import UpstreamClient, build_session
@@ -55,7 +57,7 @@ class Runtime:
         self._usage_handler = setup_usage_log(settings.token_usage_log,
                                               settings.token_usage_log_rotation,
                                               settings.token_usage_log_keep_days)
-        self._profiles: dict[str, ModelProfile] = {}
+        self._profiles: dict[str, object] = {}  # SAP model -> its family's profile
         self._learned: dict[str, frozenset[str]] = {}
         self._learned_lock = threading.Lock()
 
@@ -79,9 +81,19 @@ class Runtime:
         return resolve(client_id, self.available_models(), self.settings.model_aliases)
 
     def profile(self, sap_name: str) -> ModelProfile:
+        """The Claude sanitizer profile of an SAP model (built once per model)."""
+        return self._profile(sap_name, profile_for)
+
+    def gpt_profile(self, sap_name: str) -> GptProfile:
+        return self._profile(sap_name, gpt_profile_for)
+
+    def gemini_profile(self, sap_name: str) -> GeminiProfile:
+        return self._profile(sap_name, gemini_profile_for)
+
+    def _profile(self, sap_name: str, build):
         profile = self._profiles.get(sap_name)
-        if profile is None:
-            profile = profile_for(sap_name, self.settings.model_profiles.get(sap_name))
+        if profile is None:  # overrides were validated when the configuration was loaded
+            profile = build(sap_name, self.settings.model_profiles.get(sap_name))
             self._profiles[sap_name] = profile
         return profile
 

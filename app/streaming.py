@@ -39,6 +39,48 @@ class StreamTranslator(Protocol):
     def error_event(self, error_type: str, message: str) -> bytes: ...
 
 
+class UpstreamAdapter(Protocol):
+    """Another upstream dialect (Azure chunks, Gemini responses) -> Bedrock-style events."""
+
+    def feed(self, data: str) -> list[str]: ...
+    def finish(self) -> list[str]: ...
+
+
+class AdaptedStream:
+    """A client translator fed through an :class:`UpstreamAdapter`: the client side
+    sees the same Bedrock-style Anthropic events whatever family answered."""
+
+    __slots__ = ("adapter", "inner")
+
+    def __init__(self, adapter: UpstreamAdapter, inner: StreamTranslator) -> None:
+        self.adapter = adapter
+        self.inner = inner
+
+    @property
+    def usage(self) -> dict:
+        return self.inner.usage
+
+    @property
+    def failed(self) -> bool:
+        return self.inner.failed
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    def feed(self, data: str) -> bytes:
+        return b"".join([self.inner.feed(event) for event in self.adapter.feed(data)])
+
+    def finish(self) -> bytes:
+        tail = b"".join([self.inner.feed(event) for event in self.adapter.finish()])
+        if self.inner.done or self.inner.failed:
+            return tail
+        return tail + self.inner.finish()
+
+    def error_event(self, error_type: str, message: str) -> bytes:
+        return self.inner.error_event(error_type, message)
+
+
 def sse_response(body: Iterator[bytes], headers: dict) -> Response:
     resp = Response(body, status=200, mimetype="text/event-stream")
     resp.headers.update(SSE_HEADERS)

@@ -34,9 +34,11 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 
 
 def register(app: Flask) -> None:
-    from app.routes import chat, health, messages, metrics as metrics_route, models
+    from app.routes import (chat, embeddings, health, messages, metrics as metrics_route, models,
+                            responses)
 
-    for bp in (health.bp, messages.bp, chat.bp, models.bp, metrics_route.bp):
+    for bp in (health.bp, messages.bp, chat.bp, embeddings.bp, responses.bp, models.bp,
+               metrics_route.bp):
         app.register_blueprint(bp)
     app.before_request(_start_record)
     app.after_request(_finish_record)

@@ -15,9 +15,9 @@ from flask import Blueprint, Response, g, request
 from app import errors
 from app.routes import authenticate_request
 from app.budget import check_budget
-from app.claude import open_claude
+from app.backends import PivotCall, open_pivot
+from app.forwarding import read_json
 from app.log import RequestRecord
-from app.model_names import family_of
 from app.runtime import Runtime, current
 from app.streaming import sse_response, relay
 from app.translate.bedrock_stream import BedrockToAnthropicStream, message_from_bedrock, \
@@ -44,27 +44,25 @@ def create_message() -> Response:
     record.model = body["model"]
     sap_model = resolve_or_404(rt, body["model"])
     record.sap_model = sap_model
-    if family_of(sap_model) != "claude":
-        raise errors.InvalidRequest(
-            f"model {body['model']} ({sap_model}) is not a Claude model; this gateway serves "
-            "/v1/messages for Claude deployments only for now")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s request body: %s", record.request_id, json.dumps(body)[:100_000])
     try:
-        exchange = open_claude(rt, sap_model, body, client_betas(body), stream=stream,
-                               client_model=body["model"], affinity=affinity_key(body))
+        call = open_pivot(rt, sap_model, body, client_betas(body), stream=stream,
+                          client_model=body["model"], affinity=affinity_key(body))
     except SanitizeError as exc:
         raise errors.InvalidRequest(str(exc)) from None
+    exchange = call.exchange
     record.deployment = exchange.target.deployment_id
     record.repairs = exchange.repairs
     record.failovers = exchange.failovers
     extra = {"x-gateway-model": sap_model}
     if exchange.source is not None:
-        translator = BedrockToAnthropicStream(model=body["model"])
+        translator = call.stream_translator(BedrockToAnthropicStream(model=body["model"]))
         return sse_response(relay(exchange.source, translator, record,
                                   ping_interval=rt.settings.ping_interval,
                                   pending=exchange.pending), extra)
-    return _complete(exchange.response, body["model"], record, extra)
+    message = whole_message(call, body["model"], record)
+    return Response(dumps(message), mimetype="application/json", headers=extra)
 
 
 @bp.post("/v1/messages/count_tokens")
@@ -242,16 +240,10 @@ def resolve_or_404(rt: Runtime, client_model: str) -> str:
     return resolution.sap_name
 
 
-def _complete(upstream, client_model: str, record: RequestRecord, headers: dict) -> Response:
-    try:
-        raw = upstream.content
-    finally:
-        upstream.close()
-    try:
-        upstream_body = json.loads(raw)
-    except ValueError:
-        raise errors.BadGateway("SAP AI Core sent an unreadable response") from None
-    message = message_from_bedrock(upstream_body, model=client_model)
+def whole_message(call: PivotCall, client_model: str, record: RequestRecord) -> dict:
+    """The non-streaming answer as the Anthropic message for the client; usage recorded."""
+    answer = call.bedrock_message(read_json(call.exchange.response))
+    message = message_from_bedrock(answer, model=client_model)
     record.usage = usage_from_message(message)
     record.mark_first_event()
-    return Response(dumps(message), mimetype="application/json", headers=headers)
+    return message

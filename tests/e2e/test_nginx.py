@@ -56,9 +56,14 @@ def find_nginx() -> str | None:
 def nginx_bin() -> str:
     binary = find_nginx()
     if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         proc = subprocess.run(["apt-get", "install", "-y", "-q", "nginx"], capture_output=True,
-                              text=True, timeout=300,
-                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                              text=True, timeout=300, env=env)
+        if proc.returncode != 0:  # a fresh machine has no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=300,
+                           env=env)
+            proc = subprocess.run(["apt-get", "install", "-y", "-q", "nginx"],
+                                  capture_output=True, text=True, timeout=300, env=env)
         binary = find_nginx()
         if binary is None:
             pytest.skip("nginx is not installed and `apt-get install -y nginx` failed: "
