@@ -1338,7 +1338,7 @@ def _chat_text(content: Any) -> str:
 def chat_as_anthropic(body: dict) -> dict:
     """The slice of an OpenAI chat body :func:`build_reply` reads, in Anthropic form.
 
-    User text becomes text blocks, each run of ``tool`` messages one user turn of ``tool_result``
+    User text parts become text blocks, each run of ``tool`` messages one user turn of ``tool_result``
     blocks; tool names come from ``tools[].function.name``.
     """
     messages: list[dict] = []
@@ -1355,8 +1355,12 @@ def chat_as_anthropic(body: dict) -> dict:
             else:
                 messages.append({"role": "user", "content": [result]})
         elif role in ("user", "assistant"):
-            text = _chat_text(message.get("content"))
-            messages.append({"role": role, "content": [{"type": "text", "text": text}] if text else []})
+            content = message.get("content")
+            parts = content if isinstance(content, list) else [{"type": "text", "text": _chat_text(content)}]
+            # one block per text part, so <system-reminder> parts stay apart from the prompt
+            messages.append({"role": role, "content": [
+                {"type": "text", "text": p["text"]} for p in parts
+                if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) and p["text"]]})
     tools = [{"name": t["function"].get("name")} for t in body.get("tools") or []
              if isinstance(t, dict) and isinstance(t.get("function"), dict)]
     return {"messages": messages, "tools": tools}

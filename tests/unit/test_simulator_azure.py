@@ -191,6 +191,15 @@ def test_tool_call_answer(fake):
     assert choice["message"]["content"] == "I'll run a shell command."
 
 
+def test_system_reminder_parts_do_not_hide_the_prompt(fake):
+    # Claude Code's user turns carry <system-reminder> text parts around the prompt
+    parts = [{"type": "text", "text": "<system-reminder>context</system-reminder>"},
+             {"type": "text", "text": "run ls please"},
+             {"type": "text", "text": "<system-reminder>folded system message</system-reminder>"}]
+    answer = chat(fake, chat_body(messages=[{"role": "user", "content": parts}], tools=[BASH])).json()
+    assert answer["choices"][0]["finish_reason"] == "tool_calls"
+
+
 PARALLEL = [{"type": "text", "text": "Reading and listing."},
             {"type": "tool_use", "name": "Read", "input": {"file_path": "/src/a.py"}},
             {"type": "tool_use", "name": "Bash", "input": {"command": "ls -la", "description": "List"}}]
