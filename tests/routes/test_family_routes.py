@@ -381,3 +381,44 @@ def test_responses_refuse_server_state_in_openai_shape(client):
         "model": GPT, "input": "hi", "previous_response_id": "resp_1"})
     assert resp.status_code == 400
     assert "previous_response_id" in resp.get_json()["error"]["message"]
+
+
+# ------------------------------------------------------------------ failures mid-stream
+
+
+def test_azure_error_mid_stream_is_an_in_band_anthropic_error(client, upstream):
+    broken = sse(FILTER_ONLY, chunk({"role": "assistant", "content": ""}),
+                 chunk({"content": "Partial"}),
+                 {"error": {"message": "Server overloaded, please retry", "code": "503"}})
+    upstream.add(responses.POST, CHAT_URL, body=broken, content_type="text/event-stream")
+    body = {"model": GPT, "max_tokens": 10, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}
+    events = anthropic_events(client.post("/v1/messages", json=body, headers=ANTHROPIC))
+    assert events[0][0] == "message_start" and events[-1][0] == "error"
+    assert events[-1][1]["error"]["type"] == "overloaded_error"
+    assert "message_stop" not in [n for n, _ in events]
+
+
+def test_gemini_stream_cut_before_its_end_is_an_in_band_error(client, upstream):
+    cut = sse({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]},
+                               "index": 0}], "modelVersion": GEMINI})
+    upstream.add(responses.POST, GEN_STREAM_URL, body=cut, content_type="text/event-stream")
+    body = {"model": GEMINI, "max_tokens": 10, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}
+    resp = client.post("/v1/chat/completions", headers=BEARER, json={
+        "model": GEMINI, "stream": True, "messages": body["messages"]})
+    events = data_events(resp)
+    assert events[-1] == "[DONE]" and "error" in events[-2]
+    assert all(not c.get("choices") or c["choices"][0]["finish_reason"] is None
+               for c in events[:-2])
+
+
+def test_gpt_pass_through_error_mid_stream_is_an_openai_error_chunk(client, upstream):
+    broken = sse(FILTER_ONLY, chunk({"role": "assistant", "content": ""}),
+                 {"error": {"message": "The server had an error", "type": "server_error"}})
+    upstream.add(responses.POST, CHAT_URL, body=broken, content_type="text/event-stream")
+    resp = client.post("/v1/chat/completions", headers=BEARER, json={
+        "model": GPT, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    events = data_events(resp)
+    assert events[-1] == "[DONE]" and events.count("[DONE]") == 1
+    assert events[-2]["error"]["message"] and events[-2]["error"]["type"] == "server_error"
