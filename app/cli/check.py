@@ -7,9 +7,10 @@ Steps, with the server's own code at each one:
 3. list the deployments it would serve: configured URLs plus one synchronous
    discovery (``DeploymentRegistry.refresh``), with the client model ids that reach
    each SAP model (``model_names.resolve``);
-4. probe each Claude deployment with a one-token, non-streaming ``/invoke`` through
-   :func:`app.claude.open_claude` - the sanitizer, upstream client, 401 re-auth and
-   self-healing a client request gets - on a view of the runtime that holds only that
+4. probe each deployment with a one-token, non-streaming call through the path a client
+   request takes (:func:`app.backends.open_pivot`: for Claude the sanitizer, upstream
+   client, 401 re-auth and self-healing; for GPT and Gemini their translation; an
+   embeddings model gets one input) on a view of the runtime that holds only that
    deployment, so each one is tried exactly once and none can stand in for another;
 5. print a table, the Claude Code environment lines, and exit 1 on any failure.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -30,17 +30,19 @@ import time
 from dataclasses import dataclass
 from typing import Collection, Mapping
 
-import requests
 
-from app.claude import open_claude
+from app.backends import StaticPlan, open_pivot
 from app.cli.env_lines import claude_code_env
 from app.config import ConfigError, Settings, load_settings
 from app.errors import GatewayError
+from app.forwarding import Exchange, open_exchange, read_json
 from app.model_names import family_of, newest_of_family, parse_claude, resolve
 from app.runtime import Runtime
+from app.translate.gpt.request import api_path
 from app.translate.sanitize import SanitizeError
 from app.upstream.balancer import Balancer
 from app.upstream.deployments import Target
+from app.wire.jsoncodec import dumps
 
 PROBE_PROMPT = "Reply with one word."
 WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
@@ -151,8 +153,8 @@ def examine(rt: Runtime, base_url: str) -> Report:
             token_ok = target.subaccount not in token_errors
             if not token_ok:
                 ok, probe = False, "skipped: no token"
-            elif family_of(model) != "claude":
-                ok, probe = True, "skipped: not a Claude model (/v1/messages serves Claude)"
+            elif family_of(model) == "other":
+                ok, probe = True, "skipped: not a Claude, GPT or Gemini model"
             else:
                 ok, probe = probe_deployment(rt, target)
                 if ok:
@@ -189,7 +191,7 @@ def subaccount_problems(rt: Runtime, models: Mapping[str, tuple[Target, ...]],
 
 
 class _OneDeployment:
-    """The deployment registry as :func:`open_claude` sees it, narrowed to one target."""
+    """The deployment registry as the failover loop sees it, narrowed to one target."""
 
     def __init__(self, target: Target) -> None:
         self._target = target
@@ -202,32 +204,38 @@ class _OneDeployment:
 
 
 def probe_deployment(rt: Runtime, target: Target) -> tuple[bool, str]:
-    """(ok, "ok 120 ms" or "FAILED: why") for a one-token ``/invoke`` of ``target``."""
+    """(ok, "ok 120 ms" or "FAILED: why") for a one-token call of ``target``: a chat model
+    through the gateway's own path for its family, an embeddings model with one input."""
     view = copy.copy(rt)  # same session, tokens, profiles and learned rules
     view.registry = _OneDeployment(target)  # type: ignore[assignment]
     view.balancer = Balancer()
-    body = {"model": target.model, "max_tokens": 1,
-            "messages": [{"role": "user", "content": PROBE_PROMPT}]}
     started = time.perf_counter()
     try:
-        exchange = open_claude(view, target.model, body, (), stream=False,
-                               client_model=target.model)
-        response = exchange.response
-        try:
-            answer = json.loads(response.content)
-        finally:
-            response.close()
+        if "embedding" in target.model:
+            exchange = _probe_embeddings(view, target)
+            answer = read_json(exchange.response)
+            shape_ok = isinstance(answer.get("data"), list)
+        else:
+            body = {"model": target.model, "max_tokens": 1,
+                    "messages": [{"role": "user", "content": PROBE_PROMPT}]}
+            call = open_pivot(view, target.model, body, (), stream=False,
+                              client_model=target.model)
+            exchange = call.exchange
+            answer = call.bedrock_message(read_json(exchange.response))
+            shape_ok = isinstance(answer.get("content"), list)
     except (GatewayError, SanitizeError) as exc:
         return False, "FAILED: " + (exc.message if isinstance(exc, GatewayError) else str(exc))
-    except requests.RequestException as exc:
-        return False, f"FAILED: the answer broke off ({type(exc).__name__})"
-    except ValueError:
-        return False, "FAILED: the answer is not JSON"
     elapsed = (time.perf_counter() - started) * 1000
-    if not isinstance(answer, dict) or not isinstance(answer.get("content"), list):
-        return False, "FAILED: the answer is not a Claude message"
+    if not shape_ok:
+        return False, "FAILED: the answer is not what the model's API returns"
     repairs = f" (repaired: {', '.join(exchange.repairs)})" if exchange.repairs else ""
     return True, f"ok {elapsed:.0f} ms{repairs}"
+
+
+def _probe_embeddings(rt: Runtime, target: Target) -> Exchange:
+    plan = StaticPlan(api_path(rt.gpt_profile(target.model), embeddings=True),
+                      dumps({"input": PROBE_PROMPT}))
+    return open_exchange(rt, target.model, plan, stream=False, client_model=target.model)
 
 
 def client_ids(sap_name: str, available: Collection[str], aliases: Mapping[str, str]) -> list[str]:

@@ -35,6 +35,8 @@ from app.simulator import FakeAICore
 
 ROOT = Path(__file__).resolve().parents[2]  # where gunicorn.conf.py and wsgi.py are
 DEMO_MODELS = ("anthropic--claude-4.5-sonnet", "anthropic--claude-4.5-haiku")
+# also served, to try Claude Code (ANTHROPIC_MODEL) or OpenAI clients on other families
+OTHER_DEMO_MODELS = ("gpt-5.4", "gemini-2.5-pro")
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 # Variables of the caller's shell that would move the demo off loopback or mix in real keys.
@@ -125,8 +127,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     log_path = workdir / "gateway.log"
     try:
         fake.start("127.0.0.1", 0)
-        for model in DEMO_MODELS:
+        for model in DEMO_MODELS:  # demo-sonnet, demo-haiku
             fake.add_deployment("demo-" + model.rsplit("-", 1)[-1], model)
+        for model in OTHER_DEMO_MODELS:  # demo-gpt, demo-gemini
+            fake.add_deployment("demo-" + model.split("-", 1)[0], model)
         client_key = "demo-" + secrets.token_urlsafe(18)
         port = args.port or free_port()
         url = f"http://127.0.0.1:{port}"
@@ -143,6 +147,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"Its client key (local demo only): {client_key}", file=out)
         print("Paste into another shell, then run `claude`:\n", file=out)
         print("\n".join(claude_code_env(url, DEMO_MODELS, client_key)), file=out)
+        print(f"# Claude Code on another family: export ANTHROPIC_MODEL="
+              f"{' or '.join(OTHER_DEMO_MODELS)}", file=out)
+        print(f"# OpenAI clients: base URL {url}/v1, API key {client_key}", file=out)
         print(f"\nGateway log: {log_path}. Press Ctrl-C to stop.", file=out, flush=True)
         while not stop.wait(0.5):
             if proc.poll() is not None:

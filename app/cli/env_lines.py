@@ -1,6 +1,7 @@
 """The Claude Code environment lines for this gateway, chosen from the deployed models.
 
-``ANTHROPIC_MODEL`` is the newest deployed sonnet (else opus, else haiku); each
+``ANTHROPIC_MODEL`` is the newest deployed sonnet (else opus, else haiku, else the first
+GPT or Gemini chat model, which Claude Code can use through the gateway too); each
 ``ANTHROPIC_DEFAULT_<FAMILY>_MODEL`` is the newest deployment of that family, or the
 main model standing in (with a comment) when the family is not deployed, so no
 Claude Code tier asks for a model the gateway would answer with 404. Values are SAP
@@ -12,7 +13,7 @@ from __future__ import annotations
 import shlex
 from typing import Collection
 
-from app.model_names import newest_of_family
+from app.model_names import family_of, newest_of_family
 
 KEY_PLACEHOLDER = "<one of your gateway keys>"
 MAIN_PREFERENCE = ("sonnet", "opus", "haiku")
@@ -28,7 +29,10 @@ def claude_code_env(base_url: str, models: Collection[str], key: str | None = No
     newest = {family: newest_of_family(family, models) for family in TIERS}
     main = next((newest[f] for f in MAIN_PREFERENCE if newest[f]), None)
     if main is None:
-        return ["# no Claude model is deployed: there is nothing for Claude Code to use"]
+        main = next((m for m in sorted(models)
+                     if family_of(m) in ("gpt", "gemini") and "embedding" not in m), None)
+    if main is None:
+        return ["# no chat model is deployed: there is nothing for Claude Code to use"]
     lines = [_export("ANTHROPIC_BASE_URL", base_url.rstrip("/")),
              _export("ANTHROPIC_AUTH_TOKEN", key if key else KEY_PLACEHOLDER),
              _export("ANTHROPIC_MODEL", main)]

@@ -79,6 +79,32 @@ def test_a_good_setup_lists_probes_and_prints_the_claude_code_lines(tmp_path, fa
         assert "model" not in probe.json
 
 
+def test_gpt_gemini_and_embeddings_deployments_are_probed_in_their_own_apis(tmp_path, fake,
+                                                                           capsys):
+    fake.add_deployment("d-gpt", "gpt-5.4")
+    fake.add_deployment("d-gem", "gemini-2.5-pro")
+    fake.add_deployment("d-emb", "text-embedding-3-small")
+    code, out, err = check(write_config(tmp_path, fake), capsys=capsys)
+    assert code == 0, out + err
+    for model, dep in (("gpt-5.4", "d-gpt"), ("gemini-2.5-pro", "d-gem"),
+                       ("text-embedding-3-small", "d-emb")):
+        assert table_row(out, "sub1", model, dep).split()[3:5] == ["ok", "ok"]
+    paths = {r.deployment_id: r.path for r in fake.inference_requests}
+    assert paths["d-gpt"].endswith("/chat/completions")
+    assert paths["d-gem"].endswith("/models/gemini-2.5-pro:generateContent")
+    assert paths["d-emb"].endswith("/embeddings")
+    # no Claude model: Claude Code still gets a model it can use through the gateway
+    assert "export ANTHROPIC_MODEL=gemini-2.5-pro\n" in out
+
+
+def test_a_failing_gpt_deployment_fails_the_check(tmp_path, fake, capsys):
+    fake.add_deployment("d-gpt", "gpt-5.4")
+    fake.script("d-gpt", 500, 500, 500)
+    code, out, err = check(write_config(tmp_path, fake), capsys=capsys)
+    assert code == 1
+    assert "FAILED" in table_row(out, "sub1", "gpt-5.4", "d-gpt")
+
+
 def test_the_probe_reauthenticates_once_on_a_revoked_token(tmp_path, fake, capsys):
     fake.add_deployment("d-sonnet", SONNET)
     fake.script("d-sonnet", Step(revoke_token=True))
@@ -167,7 +193,7 @@ def test_no_deployment_discovered(tmp_path, fake, capsys):
     assert code == 1
     assert table_row(out, "sub1").split(None, 4)[4] == \
         "FAILED: no RUNNING deployment discovered in resource group default"
-    assert "# no Claude model is deployed" in out
+    assert "# no chat model is deployed" in out
 
 
 def test_a_configured_model_that_discovery_does_not_find(tmp_path, fake, capsys):

@@ -108,6 +108,12 @@ def test_demo_lines_drive_the_sdk_then_it_stops_cleanly(how, monkeypatch):
         with client.messages.stream(model=env["ANTHROPIC_DEFAULT_HAIKU_MODEL"], max_tokens=100,
                                     messages=[{"role": "user", "content": "hi"}]) as stream:
             assert "Hello from the fake SAP AI Core" in "".join(stream.text_stream)
+        other = next(l for l in lines if l.startswith("# Claude Code on another family"))
+        for model in ("gpt-5.4", "gemini-2.5-pro"):
+            assert model in other
+            with client.messages.stream(model=model, max_tokens=100,
+                                        messages=[{"role": "user", "content": "hi"}]) as stream:
+                assert "Hello from the fake SAP AI Core" in "".join(stream.text_stream)
 
         if how == "sigterm":
             demo.proc.send_signal(signal.SIGTERM)

@@ -32,9 +32,15 @@ def test_a_missing_family_is_stood_in_for_and_said_so():
     assert f"export ANTHROPIC_DEFAULT_SONNET_MODEL={HAIKU}" in lines
 
 
-def test_nothing_deployed():
-    assert claude_code_env("http://gw:1", ["gpt-5"]) == [
-        "# no Claude model is deployed: there is nothing for Claude Code to use"]
+def test_nothing_to_chat_with_deployed():
+    assert claude_code_env("http://gw:1", ["text-embedding-3-small", "mistral-large"]) == [
+        "# no chat model is deployed: there is nothing for Claude Code to use"]
+
+
+def test_without_claude_a_gpt_or_gemini_model_serves_every_tier():
+    lines = claude_code_env("http://gw:1", ["text-embedding-3-small", "gpt-5", "gemini-2.5-pro"])
+    assert "export ANTHROPIC_MODEL=gemini-2.5-pro" in lines
+    assert "export ANTHROPIC_DEFAULT_HAIKU_MODEL=gemini-2.5-pro" in lines
 
 
 def test_the_lines_are_valid_shell_and_set_exactly_these_values():
