@@ -283,3 +283,20 @@ def test_splitter_non_json_body_is_returned_once_then_ignored():
 def test_splitter_framing_only_and_whitespace():
     splitter = JsonArrayStreamSplitter()
     assert split_all(splitter, [b"[", b"\r\n", b"]", b"  "]) == []
+
+
+def _decoded(raw: bytes, split: int) -> list:
+    from app.translate.gemini.stream import GeminiStreamDecoder
+    decoder = GeminiStreamDecoder()
+    return [e.data for e in decoder.feed(raw[:split]) + decoder.feed(raw[split:]) + decoder.flush()]
+
+
+def test_stream_decoder_reads_sse_and_json_arrays_alike_at_every_split():
+    objects = [{"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi é"}]}}]},
+               {"candidates": [{"content": {"role": "model", "parts": [{"text": "!"}]},
+                                "finishReason": "STOP"}]}]
+    sse = "".join(f"data: {json.dumps(o)}\r\n\r\n" for o in objects).encode()
+    array = ("\n [" + ",\n".join(json.dumps(o, indent=1) for o in objects) + "]\n").encode()
+    for raw in (sse, array):
+        for split in range(len(raw) + 1):
+            assert [json.loads(d) for d in _decoded(raw, split)] == objects, (raw[:20], split)

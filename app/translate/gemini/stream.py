@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from app.translate.bedrock_stream import classify_error, clean_error_message
 from app.translate.gemini.request import tool_use_id
@@ -62,8 +62,9 @@ from app.translate.gemini.response import (
 )
 from app.translate.gemini.schema import FunctionNames
 from app.wire.jsoncodec import dumps_str
+from app.wire.sse import SSEDecoder, SSEEvent
 
-__all__ = ["GeminiToAnthropic", "JsonArrayStreamSplitter", "gemini_error"]
+__all__ = ["GeminiStreamDecoder", "GeminiToAnthropic", "JsonArrayStreamSplitter", "gemini_error"]
 
 _OVERLOAD_CODES = frozenset({429, 503})
 _OVERLOAD_STATUSES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
@@ -418,3 +419,32 @@ class JsonArrayStreamSplitter:
         self._in_string = False
         self._escape = False
         return [rest] if rest and not self._broken else []
+
+
+class GeminiStreamDecoder:
+    """The bytes of a ``:streamGenerateContent`` answer -> one :class:`SSEEvent` per
+    GenerateContentResponse, whichever form the upstream chose: server-sent events (with
+    ``?alt=sse``) through the one :class:`~app.wire.sse.SSEDecoder`, or a JSON array
+    (Vertex's default) through :class:`JsonArrayStreamSplitter`. The first byte that is
+    not whitespace decides: ``[`` is an array. Same ``feed``/``flush`` as the SSE decoder."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+
+    def feed(self, chunk: Union[bytes, bytearray, memoryview]) -> List[SSEEvent]:
+        if self._inner is None:
+            head = bytes(chunk).lstrip()
+            if not head:
+                return []
+            self._inner = JsonArrayStreamSplitter() if head[:1] == b"[" else SSEDecoder()
+            chunk = head
+        return self._events(self._inner.feed(chunk))
+
+    def flush(self) -> List[SSEEvent]:
+        return [] if self._inner is None else self._events(self._inner.flush())
+
+    @staticmethod
+    def _events(items: list) -> List[SSEEvent]:
+        return [item if isinstance(item, SSEEvent) else SSEEvent(None, item) for item in items]
