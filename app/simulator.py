@@ -2210,6 +2210,19 @@ def sse_line(data: str, crlf: bool = False) -> bytes:
     return f"data: {data}{nl}{nl}".encode()
 
 
+def json_array_pieces(events: Iterable[tuple[float, bytes]]) -> Iterator[tuple[float, bytes]]:
+    """Timed SSE events re-framed as the pieces of one JSON array: ``[`` before the first
+    object, ``,\\r\\n`` between objects, ``]`` after the last."""
+    first = True
+    delay = 0.0
+    for delay, line in events:
+        payload = line.decode().strip()
+        payload = payload[len("data: "):] if payload.startswith("data: ") else payload
+        yield delay, (("[" if first else ",\r\n") + payload).encode()
+        first = False
+    yield 0.0, (b"[]" if first else b"]")
+
+
 def plan_payloads(payloads: Iterable[str], step: Step, error_line: str | None,
                   malformed_line: str) -> Iterator[str]:
     """The ``data:`` payloads of a stream after the step's error/EOF/malformed knobs.
@@ -2340,7 +2353,9 @@ class FakeAICore:
     * Gemini: ``gemini_schema_keys`` — the schema keywords declarations may use (add
       ``additionalProperties`` to emulate a newer model); ``gemini_sse_crlf`` — ``\\r\\n`` line
       endings (default, as Google's SSE); ``gemini_trailing_usage_chunk`` — a usage-only chunk
-      after the last one; per deployment ``require_thought_signature`` (``add_deployment``).
+      after the last one; ``gemini_array_without_alt_sse`` — a stream asked for without
+      ``?alt=sse`` is a JSON array (default, as Vertex); per deployment
+      ``require_thought_signature`` (``add_deployment``).
 
     Records: ``requests`` (:class:`RecordedRequest`), ``token_calls``, ``open_streams`` (now),
     ``max_open_streams``, ``streams_started``, ``closed_streams`` (streams the client abandoned),
@@ -2371,6 +2386,7 @@ class FakeAICore:
 
         self.gemini_schema_keys: set[str] = set(GEMINI_SCHEMA_KEYS)
         self.gemini_sse_crlf = True
+        self.gemini_array_without_alt_sse = True
         self.gemini_trailing_usage_chunk = False
         self._signatures: set[str] = set()
 
@@ -2999,9 +3015,11 @@ class FakeAICore:
     def _gemini_stream(self, dep: Deployment) -> Response:
         """``POST .../models/<model>:streamGenerateContent``: SSE ``data:`` events (§9.3).
 
-        ``?alt=sse`` or not, the answer is the same SSE (what peers parse through AI Core); the
-        JSON-array form Google sends without ``alt=sse`` is not emulated. Lines end in ``\\r\\n``
-        as Google's SSE does (``gemini_sse_crlf``).
+        With ``?alt=sse`` the answer is SSE, lines ending in ``\\r\\n`` as Google's SSE does
+        (``gemini_sse_crlf``). Without it, Vertex's own default, a JSON array whose objects
+        arrive one by one (``[{...}``, ``,\\r\\n{...}``, ..., ``]``), unless
+        ``gemini_array_without_alt_sse`` is off (then SSE either way, as some peers report
+        through AI Core).
         """
         call, early = self._gemini_call(dep)
         if early is not None:
@@ -3014,6 +3032,11 @@ class FakeAICore:
             error_line = family_error_line(step, GEMINI_ERROR_EVENT_LINES, 1)
             return plan_payloads(payloads, step, error_line, GEMINI_MALFORMED_LINE)
 
+        if request.args.get("alt") != "sse" and self.gemini_array_without_alt_sse \
+                and step.body is None:
+            events = json_array_pieces(self._timed(lines(), step))
+            return Response(self._stream(events, step, []), status=200,
+                            mimetype="application/json")
         return self._sse_response(step, lines, crlf=self.gemini_sse_crlf)
 
 
