@@ -34,7 +34,7 @@ from app.runtime import Runtime
 from app.streaming import AdaptedStream, StreamTranslator, UpstreamAdapter
 from app.translate.gemini.request import GeminiRequestError, gemini_from_anthropic, gemini_path
 from app.translate.gemini.response import message_from_gemini
-from app.translate.gemini.stream import GeminiToAnthropic
+from app.translate.gemini.stream import GeminiStreamDecoder, GeminiToAnthropic
 from app.translate.gpt.request import GptRequestError, api_path, chat_from_anthropic
 from app.translate.gpt.response import message_from_chat_completion
 from app.translate.gpt.stream import ChatChunksToAnthropic
@@ -42,6 +42,7 @@ from app.translate.profiles import ModelProfile
 from app.translate.sanitize import sanitize_bedrock
 from app.translate.token_count import estimate_input_tokens
 from app.upstream.deployments import Target
+from app.upstream.events import EventDecoder
 from app.wire.jsoncodec import dumps
 
 #: What the pivot body is normalised to before it is translated for GPT or Gemini:
@@ -53,14 +54,20 @@ PIVOT_PROFILE = ModelProfile(name="pivot", max_output_tokens=1_000_000, thinking
 
 
 class StaticPlan:
-    """A call whose body and path are the same for every deployment of the model."""
+    """A call whose body and path are the same for every deployment of the model;
+    ``decoder`` makes the reader of its stream's framing (default: server-sent events)."""
 
-    __slots__ = ("suffix", "payload", "repairs")
+    __slots__ = ("suffix", "payload", "repairs", "decoder")
 
-    def __init__(self, suffix: str, payload: bytes, repairs: Iterable[str] = ()) -> None:
+    def __init__(self, suffix: str, payload: bytes, repairs: Iterable[str] = (),
+                 decoder: Callable[[], EventDecoder] | None = None) -> None:
         self.suffix = suffix
         self.payload = payload
         self.repairs = list(repairs)
+        self.decoder = decoder
+
+    def stream_decoder(self) -> EventDecoder | None:
+        return self.decoder() if self.decoder is not None else None
 
     def send(self, rt: Runtime, target: Target, stream: bool) -> tuple[requests.Response,
                                                                         list[str]]:
@@ -142,8 +149,7 @@ def open_pivot(rt: Runtime, sap_model: str, body: dict, betas: Iterable[str], *,
     except GeminiRequestError as exc:
         raise errors.InvalidRequest(str(exc)) from None
     plan = StaticPlan(gemini_path(sap_model, stream=stream, alt_sse=profile.alt_sse),
-                      dumps(request.body),
-                      normalised.repairs)
+                      dumps(request.body), normalised.repairs, decoder=GeminiStreamDecoder)
     exchange = open_exchange(rt, sap_model, plan, stream=stream, client_model=client_model,
                              affinity=affinity)
     names = request.names

@@ -63,6 +63,9 @@ class ClaudePlan:
             return False
         return isinstance(event, dict) and event.get("type") not in (None, "error")
 
+    def stream_decoder(self) -> None:
+        return None  # Bedrock streams are server-sent events
+
 
 def open_claude(rt: Runtime, sap_model: str, body: dict, betas: Iterable[str], *,
                 stream: bool, client_model: str, affinity: str | None = None) -> Exchange:

@@ -30,7 +30,7 @@ from app.errors import (BadGateway, GatewayError, GatewayTimeout, NotFound, Over
 from app.runtime import Runtime
 from app.translate.bedrock_stream import classify_error
 from app.upstream.deployments import Target
-from app.upstream.events import END, TIMEOUT, EventSource
+from app.upstream.events import END, TIMEOUT, EventDecoder, EventSource
 from app.wire.jsoncodec import loads
 from app.wire.sse import SSEEvent
 
@@ -71,6 +71,9 @@ class Plan(Protocol):
 
     def started(self, data: str) -> bool:
         """True when the first stream event ``data`` is a normal start (not an error)."""
+
+    def stream_decoder(self) -> EventDecoder | None:
+        """The decoder of the upstream stream's framing (None: server-sent events)."""
 
 
 def open_exchange(rt: Runtime, sap_model: str, plan: Plan, *, stream: bool,
@@ -137,7 +140,7 @@ def _attempt(rt: Runtime, target: Target, plan: Plan, stream: bool,
         _raise_for_status(rt, resp, client_model)
     if not stream:
         return Exchange(target, response=resp, repairs=repairs)
-    source = EventSource(resp)
+    source = EventSource(resp, plan.stream_decoder())
     first = source.first_events(rt.settings.first_event_timeout)
     if first is TIMEOUT:
         source.abort()

@@ -1,7 +1,8 @@
 """Reading an upstream SSE response without blocking the response writer.
 
 :class:`EventSource` starts a reader (a greenlet under gevent, a thread elsewhere)
-that moves upstream chunks into a queue; the consumer takes decoded SSE events
+that moves upstream chunks into a queue; the consumer takes decoded events (SSE, or
+whatever framing the given decoder reads)
 with a timeout, so it can send keepalive pings while the upstream is silent, or
 give up on a stream that stalls before its first event. The reader owns the
 response and closes it (a fully read one goes back to the keep-alive pool);
@@ -14,20 +15,29 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+from typing import Protocol
 
 import requests
 
 from app.wire.sse import SSEDecoder, SSEEvent
+
+class EventDecoder(Protocol):
+    """Upstream bytes -> events: the SSE decoder, or one that also reads other framings
+    (Gemini's JSON-array stream)."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+    def flush(self) -> list[SSEEvent]: ...
+
 
 END = object()
 TIMEOUT = object()
 
 
 class EventSource:
-    def __init__(self, upstream: requests.Response) -> None:
+    def __init__(self, upstream: requests.Response, decoder: EventDecoder | None = None) -> None:
         self.upstream = upstream
         self._inbox: queue.Queue = queue.Queue()
-        self._decoder = SSEDecoder()
+        self._decoder = decoder if decoder is not None else SSEDecoder()
         self.ended = False
         self.error: Exception | None = None
         self._reader = threading.Thread(target=self._pump, daemon=True, name="upstream-reader")

@@ -166,3 +166,20 @@ def test_anthropic_sdk_stream_and_tool_round_trip(claude, model):
     second = claude.messages.create(model=model, max_tokens=300, tools=[BASH_ANTHROPIC],
                                     messages=messages)
     assert second.content[0].text == "Tool said: fake-tool-ok"
+
+
+def test_gemini_json_array_stream_end_to_end(fake, tmp_path):
+    """``alt_sse: false``: the fake answers the stream as a JSON array, as Vertex does."""
+    config = gateway_config(fake, tmp_path, model_profiles={GEMINI: {"alt_sse": False}})
+    server = Gateway(config, tmp_path, workers=1)
+    try:
+        client = anthropic.Anthropic(base_url=server.url, api_key=GATEWAY_KEY, max_retries=0,
+                                     timeout=30)
+        with client.messages.stream(model=GEMINI, max_tokens=300,
+                                    messages=[{"role": "user", "content": "say hello"}]) as s:
+            assert "Hello from the fake SAP AI Core" in "".join(s.text_stream)
+            assert s.get_final_message().usage.output_tokens > 0
+        last = [r for r in fake.inference_requests if r.deployment_id == "d-gemini"][-1]
+        assert last.path.endswith(":streamGenerateContent") and "alt" not in last.query
+    finally:
+        server.stop()

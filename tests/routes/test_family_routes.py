@@ -422,3 +422,31 @@ def test_gpt_pass_through_error_mid_stream_is_an_openai_error_chunk(client, upst
     events = data_events(resp)
     assert events[-1] == "[DONE]" and events.count("[DONE]") == 1
     assert events[-2]["error"]["message"] and events[-2]["error"]["type"] == "server_error"
+
+
+def test_gemini_json_array_stream_when_alt_sse_is_off(tmp_path, upstream):
+    settings = make_settings(tmp_path, models={GEMINI: ["d-gem"]},
+                             model_profiles={GEMINI: {"alt_sse": False}})
+    client = create_app(settings).test_client()
+    try:
+        objects = [
+            {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]},
+                             "index": 0}], "modelVersion": GEMINI},
+            {"candidates": [{"content": {"role": "model", "parts": [{"text": "lo!"}]},
+                             "finishReason": "STOP", "index": 0}],
+             "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 2,
+                               "totalTokenCount": 11}, "modelVersion": GEMINI}]
+        array = "[" + ",\r\n".join(json.dumps(o, indent=2) for o in objects) + "]"
+        url = deployment_url("d-gem") + f"/models/{GEMINI}:streamGenerateContent"
+        upstream.add(responses.POST, url, body=array, content_type="application/json")
+        resp = client.post("/v1/messages", headers=ANTHROPIC, json={
+            "model": GEMINI, "max_tokens": 50, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]})
+        events = anthropic_events(resp)
+        text = "".join(d["delta"]["text"] for n, d in events
+                       if n == "content_block_delta" and d["delta"]["type"] == "text_delta")
+        assert text == "Hello!" and events[-1][0] == "message_stop"
+        assert events[-2][1]["usage"]["input_tokens"] == 9
+        assert [c.request.url for c in upstream.calls][-1] == url  # no ?alt=sse
+    finally:
+        runtime.install(None)
