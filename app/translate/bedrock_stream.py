@@ -43,6 +43,8 @@ __all__ = [
     "classify_error",
     "clean_error_message",
     "message_from_bedrock",
+    "stream_error",
+    "take_usage",
     "usage_from_message",
 ]
 
@@ -130,6 +132,35 @@ def _error_parts(obj: Dict[str, Any]) -> "tuple[str, str]":
     if msg is not None and not isinstance(msg, str):
         msg = _dumps(msg)
     return etype, (msg or "")
+
+
+def stream_error(event: Dict[str, Any]) -> "tuple[str, str]":
+    """(message, Anthropic error type) for an upstream ``error`` event, for translators that
+    re-render it in another dialect: an Anthropic-shaped error keeps its wording; any other
+    shape becomes ``Upstream stream failed: <what it said>``."""
+    error = event.get("error")
+    name, message = "", None
+    if isinstance(error, dict):
+        name = str(error.get("type") or error.get("code") or "")
+        message = error.get("message") or error.get("Message")
+    elif isinstance(error, str):
+        name = error
+    if isinstance(error, dict) and isinstance(message, str) and message:
+        text = message
+    else:
+        message = message or event.get("message") or event.get("Message") or name
+        if not isinstance(message, str):
+            message = json.dumps(message)
+        text = "Upstream stream failed: " + (message or "unknown error")
+    return text, classify_error(name + " " + text)
+
+
+def take_usage(usage: Dict[str, int], reported: Any) -> None:
+    """Copy the integer Anthropic usage counts of ``reported`` (if a dict) into ``usage``."""
+    if isinstance(reported, dict):
+        for key in USAGE_KEYS:
+            if type(reported.get(key)) is int:
+                usage[key] = reported[key]
 
 
 class BedrockToAnthropicStream:

@@ -33,7 +33,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Optional
 
-from app.translate.bedrock_stream import USAGE_KEYS, classify_error, clean_error_message
+from app.translate.bedrock_stream import (USAGE_KEYS, classify_error, clean_error_message,
+                                          stream_error, take_usage)
 from app.translate.openai.chat_response import chat_usage, finish_reason
 from app.wire.jsoncodec import dumps, dumps_str
 from app.wire.sse import encode_comment, encode_data
@@ -236,27 +237,10 @@ class ChatCompletionStream:
         return PING
 
     def _on_error(self, event: dict) -> bytes:
-        error = event.get("error")
-        name, message = "", None
-        if isinstance(error, dict):
-            name = str(error.get("type") or error.get("code") or "")
-            message = error.get("message") or error.get("Message")
-        elif isinstance(error, str):
-            name = error
-        if isinstance(error, dict) and isinstance(message, str) and message:
-            text = message  # Anthropic-shaped: its wording as is
-        else:
-            message = message or event.get("message") or event.get("Message") or name
-            if not isinstance(message, str):
-                message = json.dumps(message)
-            text = "Upstream stream failed: " + (message or "unknown error")
-        return self._fail(text, classify_error(name + " " + text))
+        return self._fail(*stream_error(event))
 
     def _take_usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            for key in USAGE_KEYS:
-                if type(usage.get(key)) is int:
-                    self.usage[key] = usage[key]
+        take_usage(self.usage, usage)
 
 
 def _index(event: dict) -> int:
