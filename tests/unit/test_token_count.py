@@ -5,7 +5,6 @@ import base64
 import copy
 import json
 import time
-from pathlib import Path
 
 import pytest
 
