@@ -45,12 +45,13 @@ def _set_pdeathsig() -> None:  # runs in the child between fork and exec
         pass
 
 
-def spawn(cmd: list[str], env: dict, log_path: Path, stdout_path: Path | None = None) -> subprocess.Popen:
-    """Start ``cmd`` from the repo root in its own session; stderr (and stdout) to files."""
+def spawn(cmd: list[str], env: dict, log_path: Path, stdout_path: Path | None = None,
+          cwd: Path = ROOT) -> subprocess.Popen:
+    """Start ``cmd`` from ``cwd`` (the repo root) in its own session; stderr (and stdout) to files."""
     err = open(log_path, "ab")
     out = open(stdout_path, "wb") if stdout_path else err
     try:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True, preexec_fn=_set_pdeathsig)
     finally:
         err.close()
@@ -262,8 +263,10 @@ def gateway_config(fake: Fake, wd: Path, extra: dict | None = None) -> Path:
 
 
 def start_gateway(fake: Fake, wd: Path, *, workers: int = 2, env: dict | None = None,
-                  config_extra: dict | None = None, timeout: float = 30.0) -> Gateway:
-    """``gunicorn -c gunicorn.conf.py wsgi:app`` from the repo root (gevent workers), on loopback."""
+                  config_extra: dict | None = None, timeout: float = 30.0,
+                  root: Path = ROOT) -> Gateway:
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` from ``root`` (this checkout, or another
+    revision's), with gevent workers, on loopback."""
     port = free_port()
     config_path = gateway_config(fake, wd, config_extra)
     log_path = wd / "gateway.log"
@@ -273,7 +276,8 @@ def start_gateway(fake: Fake, wd: Path, *, workers: int = 2, env: dict | None = 
     full_env.pop("PORT", None)  # PORT would bind 0.0.0.0
     if "GUNICORN_CMD_ARGS" not in (env or {}):
         full_env.pop("GUNICORN_CMD_ARGS", None)
-    proc = spawn([PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], full_env, log_path)
+    proc = spawn([PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], full_env, log_path,
+                 cwd=root)
     gw = Gateway(proc, f"http://127.0.0.1:{port}", proc.pid, log_path, workers,
                  {k: full_env[k] for k in ("WEB_CONCURRENCY", "GRACEFUL_TIMEOUT") if k in full_env})
     deadline = time.monotonic() + timeout
