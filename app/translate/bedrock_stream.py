@@ -44,6 +44,7 @@ __all__ = [
     "clean_error_message",
     "message_from_bedrock",
     "stream_error",
+    "take_invocation_metrics",
     "take_usage",
     "usage_from_message",
 ]
@@ -161,6 +162,17 @@ def take_usage(usage: Dict[str, int], reported: Any) -> None:
         for key in USAGE_KEYS:
             if type(reported.get(key)) is int:
                 usage[key] = reported[key]
+
+
+def take_invocation_metrics(usage: Dict[str, int], message_stop: Dict[str, Any]) -> None:
+    """Copy the integer counts of a ``message_stop``'s ``amazon-bedrock-invocationMetrics``
+    (the final input, output and cache counts) into ``usage``."""
+    metrics = message_stop.get("amazon-bedrock-invocationMetrics")
+    if isinstance(metrics, dict):
+        for src, key in _METRICS_TO_USAGE.items():
+            value = metrics.get(src)
+            if type(value) is int:
+                usage[key] = value
 
 
 class BedrockToAnthropicStream:
@@ -390,12 +402,7 @@ class BedrockToAnthropicStream:
     def _on_message_stop(self, obj: Dict[str, Any], data: str) -> bytes:
         if not self.started:
             return self._out_of_order(obj)
-        metrics = obj.get("amazon-bedrock-invocationMetrics")
-        if isinstance(metrics, dict):
-            for src, key in _METRICS_TO_USAGE.items():
-                value = metrics.get(src)
-                if type(value) is int:
-                    self.usage[key] = value
+        take_invocation_metrics(self.usage, obj)
         self.done = True
         self._closed = True
         self._fast = False

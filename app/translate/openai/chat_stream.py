@@ -30,31 +30,19 @@ Pure and stdlib-only apart from ``app.wire``: no Flask, no requests, no configur
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Dict, Optional
+from typing import Dict, Optional
 
-from app.translate.bedrock_stream import (USAGE_KEYS, classify_error, clean_error_message,
-                                          stream_error, take_usage)
+from app.translate.bedrock_stream import classify_error, clean_error_message
 from app.translate.openai.chat_response import chat_usage, finish_reason
+from app.translate.openai.event_stream import (EOF_MESSAGE, ERROR_TYPES, PING,
+                                               AnthropicEventStream, block_index)
 from app.wire.jsoncodec import dumps, dumps_str
-from app.wire.sse import encode_comment, encode_data
+from app.wire.sse import encode_data
 
-__all__ = ["ChatCompletionStream", "DONE", "PING", "openai_error_chunk"]
+__all__ = ["ChatCompletionStream", "DONE", "EOF_MESSAGE", "ERROR_TYPES", "PING",
+           "openai_error_chunk"]
 
 DONE = encode_data("[DONE]")
-#: Keep-alive for OpenAI streams: a comment, which every SSE client skips.
-PING = encode_comment("ping")
-
-EOF_MESSAGE = "Upstream stream ended early"
-#: Anthropic error type (ours or the upstream's) -> OpenAI ``error.type``.
-ERROR_TYPES = {"overloaded_error": "service_unavailable_error",
-               "rate_limit_error": "rate_limit_error"}
-_METRICS_TO_USAGE = {
-    "inputTokenCount": "input_tokens",
-    "outputTokenCount": "output_tokens",
-    "cacheReadInputTokenCount": "cache_read_input_tokens",
-    "cacheWriteInputTokenCount": "cache_creation_input_tokens",
-}
 
 _TEXT, _TOOL, _THINKING = "text", "tool", "thinking"
 
@@ -66,64 +54,25 @@ def openai_error_chunk(error_type: str, message: str) -> bytes:
     return encode_data(dumps({"error": error})) + DONE
 
 
-class ChatCompletionStream:
-    """Per-stream translator; all state lives on the instance.
+class ChatCompletionStream(AnthropicEventStream):
+    """Per-stream translator (the shared rules are :class:`AnthropicEventStream`'s); all
+    state lives on the instance.
 
     Read by the caller: ``usage`` (Anthropic keys, for the request log and budgets),
     ``done`` (``[DONE]`` after a normal end), ``failed`` (an error chunk was written).
     """
 
-    __slots__ = ("usage", "done", "failed", "stop_reason", "_head", "_include_usage",
-                 "_started", "_closed", "_blocks", "_tool_count")
+    __slots__ = ("_head", "_include_usage", "_blocks", "_tool_count")
 
     def __init__(self, *, model: str, completion_id: str, created: int,
                  include_usage: bool = False) -> None:
-        self.usage: Dict[str, int] = {k: 0 for k in USAGE_KEYS}
-        self.done = False
-        self.failed = False
-        self.stop_reason: Optional[str] = None
+        super().__init__()
         self._head = {"id": completion_id, "object": "chat.completion.chunk",
                       "created": created, "model": model}
         self._include_usage = include_usage
-        self._started = False
-        self._closed = False  # after [DONE]: ignore input
         # Anthropic block index -> [kind, tool call index, arguments sent?]
         self._blocks: Dict[int, list] = {}
         self._tool_count = 0
-
-    # -- protocol ------------------------------------------------------------------------
-
-    def feed(self, data: str) -> bytes:
-        if self._closed:
-            return b""
-        try:
-            event = json.loads(data)
-        except ValueError:
-            if not data.strip():
-                return b""
-            return self._fail("Upstream stream failed: " + data[:300], None)
-        if not isinstance(event, dict):
-            return self._fail("Upstream stream failed: unexpected event", "api_error")
-        kind = event.get("type")
-        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-        if handler is not None:
-            return handler(self, event)
-        if kind is None and any(k in event for k in ("error", "message", "Message")):
-            return self._on_error(event)
-        return b""  # an event type this translator does not know carries nothing for OpenAI
-
-    def finish(self) -> bytes:
-        """Upstream EOF: before ``message_stop`` this is a failure."""
-        if self._closed:
-            return b""
-        return self._fail(EOF_MESSAGE, "overloaded_error")
-
-    def error_event(self, error_type: str, message: str) -> bytes:
-        if self._closed:
-            return b""
-        return self._fail(message, error_type)
-
-    # -- events --------------------------------------------------------------------------
 
     def _chunk(self, delta: dict, finish: Optional[str] = None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -135,24 +84,12 @@ class ChatCompletionStream:
         self._closed = True
         return openai_error_chunk(error_type or classify_error(message), message)
 
-    def _not_started(self, event: dict) -> bytes:
-        return self._fail(f"Upstream stream failed: {event.get('type')} before message_start",
-                          "api_error")
-
-    def _on_message_start(self, event: dict) -> bytes:
-        if self._started:
-            return self._fail("Upstream stream failed: second message_start", "api_error")
-        message = event.get("message")
-        if isinstance(message, dict):
-            self._take_usage(message.get("usage"))
-        self._started = True
+    def _start(self) -> bytes:
         return self._chunk({"role": "assistant", "content": ""})
 
     def _on_block_start(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
         block = event.get("content_block")
-        index = _index(event)
+        index = block_index(event)
         if not isinstance(block, dict):
             return b""
         kind = block.get("type")
@@ -177,10 +114,8 @@ class ChatCompletionStream:
         return b""  # redacted thinking, server tools: nothing an OpenAI client can use
 
     def _on_block_delta(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
         delta = event.get("delta")
-        state = self._blocks.get(_index(event))
+        state = self._blocks.get(block_index(event))
         if not isinstance(delta, dict) or state is None:
             return b""
         kind = delta.get("type")
@@ -200,61 +135,15 @@ class ChatCompletionStream:
         return b""  # signature_delta, citations_delta
 
     def _on_block_stop(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
-        state = self._blocks.pop(_index(event), None)
+        state = self._blocks.pop(block_index(event), None)
         if state is not None and state[0] == _TOOL and not state[2]:
             return self._chunk({"tool_calls": [{"index": state[1],
                                                 "function": {"arguments": "{}"}}]})
         return b""
 
-    def _on_message_delta(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
-        delta = event.get("delta")
-        if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
-            self.stop_reason = delta["stop_reason"]
-        self._take_usage(event.get("usage"))
-        return b""
-
-    def _on_message_stop(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
-        metrics = event.get("amazon-bedrock-invocationMetrics")
-        if isinstance(metrics, dict):
-            for source, key in _METRICS_TO_USAGE.items():
-                if type(metrics.get(source)) is int:
-                    self.usage[key] = metrics[source]
+    def _complete(self) -> bytes:
         out = self._chunk({}, finish_reason(self.stop_reason))
         if self._include_usage:
             out += encode_data(dumps({**self._head, "choices": [],
                                       "usage": chat_usage(self.usage)}))
-        self.done = True
-        self._closed = True
         return out + DONE
-
-    def _on_ping(self, event: dict) -> bytes:
-        return PING
-
-    def _on_error(self, event: dict) -> bytes:
-        return self._fail(*stream_error(event))
-
-    def _take_usage(self, usage: Any) -> None:
-        take_usage(self.usage, usage)
-
-
-def _index(event: dict) -> int:
-    index = event.get("index")
-    return index if type(index) is int else -1
-
-
-_HANDLERS: Dict[str, Callable[[ChatCompletionStream, dict], bytes]] = {
-    "message_start": ChatCompletionStream._on_message_start,
-    "content_block_start": ChatCompletionStream._on_block_start,
-    "content_block_delta": ChatCompletionStream._on_block_delta,
-    "content_block_stop": ChatCompletionStream._on_block_stop,
-    "message_delta": ChatCompletionStream._on_message_delta,
-    "message_stop": ChatCompletionStream._on_message_stop,
-    "ping": ChatCompletionStream._on_ping,
-    "error": ChatCompletionStream._on_error,
-}

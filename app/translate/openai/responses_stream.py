@@ -46,12 +46,11 @@ Pure and stdlib-only apart from ``app.wire``: no Flask, no requests, no configur
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-from app.translate.bedrock_stream import (USAGE_KEYS, classify_error, clean_error_message,
-                                          stream_error, take_usage)
-from app.translate.openai.chat_stream import EOF_MESSAGE, ERROR_TYPES, PING
+from app.translate.bedrock_stream import classify_error, clean_error_message
+from app.translate.openai.event_stream import (ERROR_TYPES, PING, AnthropicEventStream,
+                                               block_index)
 from app.translate.openai.responses_request import ResponsesRequest
 from app.translate.openai.responses_response import (
     function_call_item,
@@ -68,13 +67,6 @@ from app.wire.jsoncodec import dumps, dumps_str
 from app.wire.sse import encode_event
 
 __all__ = ["PING", "ResponsesStream", "error_code"]
-
-_METRICS_TO_USAGE = {
-    "inputTokenCount": "input_tokens",
-    "outputTokenCount": "output_tokens",
-    "cacheReadInputTokenCount": "cache_read_input_tokens",
-    "cacheWriteInputTokenCount": "cache_creation_input_tokens",
-}
 
 _TEXT, _TOOL, _THINKING = "text", "tool", "thinking"
 
@@ -98,64 +90,28 @@ class _Block:
         self.name = name
 
 
-class ResponsesStream:
-    """Per-stream translator; all state lives on the instance.
+class ResponsesStream(AnthropicEventStream):
+    """Per-stream translator (the shared rules are :class:`AnthropicEventStream`'s); all
+    state lives on the instance.
 
     Read by the caller: ``usage`` (Anthropic keys, for the request log and budgets),
     ``done`` (``response.completed`` written), ``failed`` (``response.failed`` written).
     """
 
-    __slots__ = ("usage", "done", "failed", "stop_reason", "_model", "_response_id",
-                 "_created_at", "_request", "_sequence", "_started", "_closed", "_blocks",
-                 "_items")
+    __slots__ = ("_model", "_response_id", "_created_at", "_request", "_sequence",
+                 "_announced", "_blocks", "_items")
 
     def __init__(self, model: str, response_id: str, created_at: int,
                  request: ResponsesRequest) -> None:
-        self.usage: Dict[str, int] = {k: 0 for k in USAGE_KEYS}
-        self.done = False
-        self.failed = False
-        self.stop_reason: Optional[str] = None
+        super().__init__()
         self._model = model
         self._response_id = response_id
         self._created_at = created_at
         self._request = request
         self._sequence = 0
-        self._started = False  # response.created written
-        self._closed = False  # after response.completed / response.failed: ignore input
+        self._announced = False  # response.created written
         self._blocks: Dict[int, _Block] = {}  # Anthropic block index -> open block
         self._items: List[Optional[dict]] = []  # by output_index; None while still open
-
-    # -- protocol ------------------------------------------------------------------------
-
-    def feed(self, data: str) -> bytes:
-        if self._closed:
-            return b""
-        try:
-            event = json.loads(data)
-        except ValueError:
-            if not data.strip():
-                return b""
-            return self._fail("Upstream stream failed: " + data[:300], None)
-        if not isinstance(event, dict):
-            return self._fail("Upstream stream failed: unexpected event", "api_error")
-        kind = event.get("type")
-        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-        if handler is not None:
-            return handler(self, event)
-        if kind is None and any(k in event for k in ("error", "message", "Message")):
-            return self._on_error(event)
-        return b""  # an event type this translator does not know carries nothing here
-
-    def finish(self) -> bytes:
-        """Upstream EOF: before ``message_stop`` this is a failure."""
-        if self._closed:
-            return b""
-        return self._fail(EOF_MESSAGE, "overloaded_error")
-
-    def error_event(self, error_type: str, message: str) -> bytes:
-        if self._closed:
-            return b""
-        return self._fail(message, error_type)
 
     # -- output --------------------------------------------------------------------------
 
@@ -170,7 +126,7 @@ class ResponsesStream:
                                **fields)
 
     def _created(self) -> bytes:
-        self._started = True
+        self._announced = True
         return self._event("response.created",
                            response=self._response("in_progress", output=[], usage=None))
 
@@ -183,7 +139,7 @@ class ResponsesStream:
         code = error_code(error_type)
         self.failed = True
         self._closed = True
-        out = b"" if self._started else self._created()
+        out = b"" if self._announced else self._created()
         out += self._event("error", code=code, message=message, param=None,
                            error={"type": ERROR_TYPES.get(error_type, "server_error"),
                                   "code": code, "message": message, "param": None})
@@ -261,23 +217,11 @@ class ResponsesStream:
 
     # -- upstream events -----------------------------------------------------------------
 
-    def _not_started(self, event: dict) -> bytes:
-        return self._fail(f"Upstream stream failed: {event.get('type')} before message_start",
-                          "api_error")
-
-    def _on_message_start(self, event: dict) -> bytes:
-        if self._started:
-            return self._fail("Upstream stream failed: second message_start", "api_error")
-        message = event.get("message")
-        if isinstance(message, dict):
-            self._take_usage(message.get("usage"))
-        out = self._created()
-        return out + self._event("response.in_progress",
-                                 response=self._response("in_progress", output=[], usage=None))
+    def _start(self) -> bytes:
+        return self._created() + self._event(
+            "response.in_progress", response=self._response("in_progress", output=[], usage=None))
 
     def _on_block_start(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
         content = event.get("content_block")
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "text":
@@ -289,7 +233,7 @@ class ResponsesStream:
             first = dumps_str(content["input"]) if content.get("input") else ""
         else:
             return b""  # redacted thinking, server tools: nothing a Responses client can use
-        index = _index(event)
+        index = block_index(event)
         previous = self._blocks.pop(index, None)  # a start without its stop: close it first
         out = self._close(previous) if previous is not None else b""
         self._blocks[index] = block
@@ -300,10 +244,8 @@ class ResponsesStream:
         return out
 
     def _on_block_delta(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
         delta = event.get("delta")
-        block = self._blocks.get(_index(event))
+        block = self._blocks.get(block_index(event))
         if not isinstance(delta, dict) or block is None:
             return b""
         field = _DELTA_FIELDS.get((delta.get("type"), block.kind))
@@ -313,45 +255,16 @@ class ResponsesStream:
         return self._delta(block, fragment)
 
     def _on_block_stop(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
-        block = self._blocks.pop(_index(event), None)
+        block = self._blocks.pop(block_index(event), None)
         return self._close(block) if block is not None else b""
 
-    def _on_message_delta(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
-        delta = event.get("delta")
-        if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
-            self.stop_reason = delta["stop_reason"]
-        self._take_usage(event.get("usage"))
-        return b""
-
-    def _on_message_stop(self, event: dict) -> bytes:
-        if not self._started:
-            return self._not_started(event)
-        metrics = event.get("amazon-bedrock-invocationMetrics")
-        if isinstance(metrics, dict):
-            for source, key in _METRICS_TO_USAGE.items():
-                if type(metrics.get(source)) is int:
-                    self.usage[key] = metrics[source]
+    def _complete(self) -> bytes:
         out = b"".join([self._close(block) for block in self._blocks.values()])
         self._blocks.clear()
         status, incomplete = response_status(self.stop_reason)
-        self.done = True
-        self._closed = True
         return out + self._event("response.completed", response=self._response(
             status, output=self._finished_items(), usage=responses_usage(self.usage),
             incomplete_details=incomplete))
-
-    def _on_ping(self, event: dict) -> bytes:
-        return PING
-
-    def _on_error(self, event: dict) -> bytes:
-        return self._fail(*stream_error(event))
-
-    def _take_usage(self, usage: Any) -> None:
-        take_usage(self.usage, usage)
 
 
 #: (delta type, block kind) -> the delta's field holding the fragment.
@@ -359,21 +272,4 @@ _DELTA_FIELDS = {
     ("text_delta", _TEXT): "text",
     ("thinking_delta", _THINKING): "thinking",
     ("input_json_delta", _TOOL): "partial_json",
-}
-
-
-def _index(event: dict) -> int:
-    index = event.get("index")
-    return index if type(index) is int else -1
-
-
-_HANDLERS: Dict[str, Callable[[ResponsesStream, dict], bytes]] = {
-    "message_start": ResponsesStream._on_message_start,
-    "content_block_start": ResponsesStream._on_block_start,
-    "content_block_delta": ResponsesStream._on_block_delta,
-    "content_block_stop": ResponsesStream._on_block_stop,
-    "message_delta": ResponsesStream._on_message_delta,
-    "message_stop": ResponsesStream._on_message_stop,
-    "ping": ResponsesStream._on_ping,
-    "error": ResponsesStream._on_error,
 }
