@@ -39,7 +39,7 @@ from app.translate.gpt.request import GptRequestError, api_path, chat_from_anthr
 from app.translate.gpt.response import message_from_chat_completion
 from app.translate.gpt.stream import ChatChunksToAnthropic
 from app.translate.profiles import ModelProfile
-from app.translate.sanitize import sanitize_bedrock
+from app.translate.sanitize import SanitizeError, sanitize_bedrock
 from app.translate.token_count import estimate_input_tokens
 from app.upstream.deployments import Target
 from app.upstream.events import EventDecoder
@@ -118,7 +118,17 @@ def chat_family(sap_model: str, client_model: str) -> str:
 
 def open_pivot(rt: Runtime, sap_model: str, body: dict, betas: Iterable[str], *,
                stream: bool, client_model: str, affinity: str | None = None) -> PivotCall:
-    """Open the upstream call for an Anthropic Messages body (raises GatewayError)."""
+    """Open the upstream call for an Anthropic Messages body (raises GatewayError; a body
+    the sanitizer cannot make valid is the client's 400)."""
+    try:
+        return _open_pivot(rt, sap_model, body, betas, stream=stream, client_model=client_model,
+                           affinity=affinity)
+    except SanitizeError as exc:
+        raise errors.InvalidRequest(str(exc)) from None
+
+
+def _open_pivot(rt: Runtime, sap_model: str, body: dict, betas: Iterable[str], *,
+                stream: bool, client_model: str, affinity: str | None) -> PivotCall:
     family = chat_family(sap_model, client_model)
     if family == "claude":
         exchange = open_exchange(rt, sap_model, ClaudePlan(sap_model, body, betas),

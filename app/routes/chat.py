@@ -27,10 +27,11 @@ from flask import Blueprint, Response, g
 from app import errors
 from app.budget import check_budget
 from app.backends import StaticPlan, chat_family, open_pivot
-from app.forwarding import Exchange, open_exchange, read_json
+from app.forwarding import open_exchange, read_json
 from app.log import RequestRecord
 from app.routes import authenticate_request
-from app.routes.messages import affinity_key, read_json_object, resolve_or_404, whole_message
+from app.routes.messages import (affinity_key, model_field, note_exchange, read_json_object,
+                                 resolve_or_404, whole_message)
 from app.runtime import Runtime, current
 from app.streaming import relay, sse_response
 from app.translate.gpt.passthrough import ChatPassthroughStream, completion_for_client
@@ -38,7 +39,6 @@ from app.translate.gpt.request import GptRequestError, api_path, prepare_chat
 from app.translate.openai.chat_request import ChatRequestError, translate_request
 from app.translate.openai.chat_response import completion_from_message
 from app.translate.openai.chat_stream import PING, ChatCompletionStream
-from app.translate.sanitize import SanitizeError
 from app.wire.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,7 @@ def create_chat_completion() -> Response:
     rt = current()
     check_budget(record.key_label, rt.settings)
     raw = read_json_object()
-    model = raw.get("model")
-    if not isinstance(model, str) or not model.strip() or len(model) > 256:
-        raise errors.InvalidRequest("model: field required (a string)")
-    record.model = model
+    model = record.model = model_field(raw)
     sap_model = resolve_or_404(rt, model)
     record.sap_model = sap_model
     if chat_family(sap_model, model) == "gpt":
@@ -69,12 +66,9 @@ def create_chat_completion() -> Response:
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s translated body: %s; ignored fields: %s", record.request_id,
                   json.dumps(chat.body)[:100_000], ", ".join(chat.ignored) or "none")
-    try:
-        call = open_pivot(rt, sap_model, chat.body, (), stream=chat.stream,
-                          client_model=chat.model, affinity=affinity_key(chat.body))
-    except SanitizeError as exc:
-        raise errors.InvalidRequest(str(exc)) from None
-    exchange = _note(record, call.exchange)
+    call = open_pivot(rt, sap_model, chat.body, (), stream=chat.stream,
+                      client_model=chat.model, affinity=affinity_key(chat.body))
+    exchange = note_exchange(record, call.exchange)
     extra = {"x-gateway-model": sap_model}
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
@@ -107,9 +101,9 @@ def _gpt_chat(rt: Runtime, record: RequestRecord, raw: dict, sap_model: str) -> 
         raise errors.InvalidRequest(str(exc)) from None
     client_model = raw["model"]
     plan = StaticPlan(api_path(profile), dumps(body))
-    exchange = _note(record, open_exchange(rt, sap_model, plan, stream=stream,
-                                           client_model=client_model,
-                                           affinity=_chat_affinity(raw)))
+    exchange = note_exchange(record, open_exchange(rt, sap_model, plan, stream=stream,
+                                                   client_model=client_model,
+                                                   affinity=_chat_affinity(raw)))
     extra = {"x-gateway-model": sap_model}
     if exchange.source is not None:
         translator = ChatPassthroughStream(model=client_model, include_usage=include_usage)
@@ -120,13 +114,6 @@ def _gpt_chat(rt: Runtime, record: RequestRecord, raw: dict, sap_model: str) -> 
     record.usage = usage
     record.mark_first_event()
     return Response(dumps(completion), mimetype="application/json", headers=extra)
-
-
-def _note(record: RequestRecord, exchange: Exchange) -> Exchange:
-    record.deployment = exchange.target.deployment_id
-    record.repairs = exchange.repairs
-    record.failovers = exchange.failovers
-    return exchange
 
 
 def _chat_affinity(raw: dict) -> str | None:

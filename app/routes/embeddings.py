@@ -21,7 +21,7 @@ from app.forwarding import open_exchange, read_json
 from app.log import RequestRecord
 from app.model_names import family_of
 from app.routes import authenticate_request
-from app.routes.messages import read_json_object, resolve_or_404
+from app.routes.messages import model_field, note_exchange, read_json_object, resolve_or_404
 from app.runtime import current
 from app.translate.gpt.request import api_path
 from app.wire.jsoncodec import dumps
@@ -40,10 +40,7 @@ def create_embeddings() -> Response:
     rt = current()
     check_budget(record.key_label, rt.settings)
     raw = read_json_object()
-    model = raw.get("model")
-    if not isinstance(model, str) or not model.strip() or len(model) > 256:
-        raise errors.InvalidRequest("model: field required (a string)")
-    record.model = model
+    model = record.model = model_field(raw)
     validate_embeddings_body(raw)
     sap_model = resolve_or_404(rt, model)
     record.sap_model = sap_model
@@ -51,9 +48,8 @@ def create_embeddings() -> Response:
         raise errors.InvalidRequest(f"model {model} ({sap_model}) is not an embeddings model")
     body = {key: raw[key] for key in FIELDS if raw.get(key) is not None}
     plan = StaticPlan(api_path(rt.gpt_profile(sap_model), embeddings=True), dumps(body))
-    exchange = open_exchange(rt, sap_model, plan, stream=False, client_model=model)
-    record.deployment = exchange.target.deployment_id
-    record.failovers = exchange.failovers
+    exchange = note_exchange(record, open_exchange(rt, sap_model, plan, stream=False,
+                                                   client_model=model))
     answer = read_json(exchange.response)
     answer["model"] = model
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}

@@ -16,13 +16,12 @@ from app import errors
 from app.routes import authenticate_request
 from app.budget import check_budget
 from app.backends import PivotCall, open_pivot
-from app.forwarding import read_json
+from app.forwarding import Exchange, read_json
 from app.log import RequestRecord
 from app.runtime import Runtime, current
 from app.streaming import sse_response, relay
 from app.translate.bedrock_stream import BedrockToAnthropicStream, message_from_bedrock, \
     usage_from_message
-from app.translate.sanitize import SanitizeError
 from app.translate.token_count import estimate_input_tokens
 from app.wire.jsoncodec import dumps
 
@@ -46,15 +45,9 @@ def create_message() -> Response:
     record.sap_model = sap_model
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s request body: %s", record.request_id, json.dumps(body)[:100_000])
-    try:
-        call = open_pivot(rt, sap_model, body, client_betas(body), stream=stream,
-                          client_model=body["model"], affinity=affinity_key(body))
-    except SanitizeError as exc:
-        raise errors.InvalidRequest(str(exc)) from None
-    exchange = call.exchange
-    record.deployment = exchange.target.deployment_id
-    record.repairs = exchange.repairs
-    record.failovers = exchange.failovers
+    call = open_pivot(rt, sap_model, body, client_betas(body), stream=stream,
+                      client_model=body["model"], affinity=affinity_key(body))
+    exchange = note_exchange(record, call.exchange)
     extra = {"x-gateway-model": sap_model}
     if exchange.source is not None:
         translator = call.stream_translator(BedrockToAnthropicStream(model=body["model"]))
@@ -138,11 +131,17 @@ def _check_block(block: Any, where: str) -> None:
         raise errors.InvalidRequest(f"{where}.cache_control: must be an object")
 
 
-def validate_messages_body(body: dict[str, Any]) -> None:
-    """Reject, with the field's path, what the gateway cannot safely forward."""
+def model_field(body: dict[str, Any]) -> str:
+    """The client's ``model``: a non-empty string of at most 256 characters, or a 400."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip() or len(model) > 256:
         raise errors.InvalidRequest("model: field required (a string)")
+    return model
+
+
+def validate_messages_body(body: dict[str, Any]) -> None:
+    """Reject, with the field's path, what the gateway cannot safely forward."""
+    model_field(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise errors.InvalidRequest("messages: field required (a non-empty list)")
@@ -238,6 +237,14 @@ def resolve_or_404(rt: Runtime, client_model: str) -> str:
         log.info("model %s is not deployed; using %s (same family)", client_model,
                  resolution.sap_name)
     return resolution.sap_name
+
+
+def note_exchange(record: RequestRecord, exchange: Exchange) -> Exchange:
+    """Put what the failover loop settled (deployment, repairs, failovers) on the record."""
+    record.deployment = exchange.target.deployment_id
+    record.repairs = exchange.repairs
+    record.failovers = exchange.failovers
+    return exchange
 
 
 def whole_message(call: PivotCall, client_model: str, record: RequestRecord) -> dict:

@@ -23,14 +23,14 @@ from app.backends import open_pivot
 from app.budget import check_budget
 from app.log import RequestRecord
 from app.routes import authenticate_request
-from app.routes.messages import affinity_key, read_json_object, resolve_or_404, whole_message
+from app.routes.messages import (affinity_key, note_exchange, read_json_object, resolve_or_404,
+                                 whole_message)
 from app.runtime import current
 from app.streaming import relay, sse_response
 from app.translate.openai.responses_request import (ResponsesRequestError,
                                                     translate_responses_request)
 from app.translate.openai.responses_response import response_from_message
 from app.translate.openai.responses_stream import PING, ResponsesStream
-from app.translate.sanitize import SanitizeError
 from app.wire.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,9 @@ def create_response() -> Response:
     if req.dropped_tools:
         log.info("%s: tools run by OpenAI itself are not available here, dropped: %s",
                  record.request_id, ", ".join(req.dropped_tools))
-    try:
-        call = open_pivot(rt, sap_model, req.body, (), stream=req.stream,
-                          client_model=req.model, affinity=affinity_key(req.body))
-    except SanitizeError as exc:
-        raise errors.InvalidRequest(str(exc)) from None
-    exchange = call.exchange
-    record.deployment = exchange.target.deployment_id
-    record.repairs = exchange.repairs
-    record.failovers = exchange.failovers
+    call = open_pivot(rt, sap_model, req.body, (), stream=req.stream,
+                      client_model=req.model, affinity=affinity_key(req.body))
+    exchange = note_exchange(record, call.exchange)
     extra = {"x-gateway-model": sap_model}
     response_id = "resp_" + secrets.token_hex(12)
     created_at = int(time.time())
