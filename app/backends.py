@@ -119,12 +119,18 @@ def chat_family(sap_model: str, client_model: str) -> str:
 def open_pivot(rt: Runtime, sap_model: str, body: dict, betas: Iterable[str], *,
                stream: bool, client_model: str, affinity: str | None = None) -> PivotCall:
     """Open the upstream call for an Anthropic Messages body (raises GatewayError; a body
-    the sanitizer cannot make valid is the client's 400)."""
+    the sanitizer cannot make valid is the client's 400). ``betas`` may be iterated twice."""
     try:
         return _open_pivot(rt, sap_model, body, betas, stream=stream, client_model=client_model,
                            affinity=affinity)
     except SanitizeError as exc:
         raise errors.InvalidRequest(str(exc)) from None
+    except errors.PromptTooLong as exc:  # say by how much, as Anthropic does (Claude Code compacts)
+        if family_of(sap_model) == "claude":
+            profile = rt.profile(sap_model)
+            raise exc.counted(estimate_input_tokens(body, scale=profile.token_scale),
+                              profile.input_window(betas)) from None
+        raise exc.counted(estimate_input_tokens(body), None) from None
 
 
 def _open_pivot(rt: Runtime, sap_model: str, body: dict, betas: Iterable[str], *,

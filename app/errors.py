@@ -12,6 +12,7 @@
     │   └── BudgetExceeded             429     rate_limit_error        insufficient_quota / insufficient_quota
     ├── Overloaded                     529*    overloaded_error        service_unavailable_error  (*503 for OpenAI)
     ├── UpstreamFailure                500     api_error               server_error
+    │   └── UpstreamRefused            500     api_error               server_error  (x-should-retry: false)
     ├── BadGateway                     502     api_error               server_error
     └── GatewayTimeout                 504     timeout_error           server_error / timeout
 
@@ -56,7 +57,26 @@ class InvalidRequest(GatewayError):
 
 
 class PromptTooLong(InvalidRequest):
+    """The upstream said the prompt exceeds the model's context. The message carries the
+    ``capability_rejected: prompt_too_long`` token and Anthropic's wording
+    ``prompt is too long: <n> tokens > <max> maximum`` that Claude Code reacts to by
+    compacting; :meth:`counted` fills in the numbers where the caller knows them."""
+
     openai_code = "context_length_exceeded"
+
+    def __init__(self, upstream: str, tokens: int | None = None,
+                 maximum: int | None = None) -> None:
+        self.upstream = upstream
+        n = f"{tokens} tokens" if tokens else "the prompt"
+        limit = f"{maximum} maximum" if maximum else "the model's maximum"
+        super().__init__(f"capability_rejected: prompt_too_long; prompt is too long: {n} > "
+                         f"{limit}. Upstream said: {upstream}")
+
+    def counted(self, estimate: int, maximum: int | None) -> "PromptTooLong":
+        """The same error with the gateway's token estimate (at least ``maximum + 1``: the
+        upstream has just said the prompt is over it) and the model's context window."""
+        tokens = max(estimate, maximum + 1) if maximum else estimate
+        return PromptTooLong(self.upstream, tokens, maximum)
 
 
 class AuthenticationFailed(GatewayError):
@@ -112,6 +132,15 @@ class UpstreamFailure(GatewayError):
     status = 500
 
 
+class UpstreamRefused(UpstreamFailure):
+    """SAP AI Core refused the gateway's own credentials or resource group (401 after a
+    fresh token, 403): an operator's problem, not the client's key (never a 401/403 to
+    the client), and not one a retry fixes, so ``x-should-retry`` is false and Claude
+    Code shows it at once instead of retrying for minutes."""
+
+    should_retry = False
+
+
 class BadGateway(GatewayError):
     status = 502
 
@@ -163,7 +192,11 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _THROTTLE = re.compile(r"(?i)throttl|too many|rate limit|rate-limit|quota")
 _OVERLOAD = re.compile(r"(?i)overloaded|serviceunavailable|service unavailable|modelnotready|"
                        r"not ready|capacity")
-_TOO_LONG = re.compile(r"(?i)too long|prompt is too long|context length|input length")
+# Bedrock "Input is too long for requested model.", Anthropic "prompt is too long", Azure
+# "maximum context length", Gemini "exceeds the maximum number of tokens"; not a field's
+# "String too long", which is an ordinary validation error.
+_TOO_LONG = re.compile(r"(?i)(?:input|prompt) is too long|context length|context window|"
+                       r"input length|maximum number of tokens|too many input tokens")
 
 
 def redact(text: str) -> str:
@@ -213,7 +246,7 @@ def _retry_after(headers: Mapping[str, str], default: int) -> int:
 
 
 def from_upstream(status: int, body: bytes, headers: Mapping[str, str], *,
-                  model: str, estimated_tokens: int | None = None) -> GatewayError:
+                  model: str) -> GatewayError:
     """Classify a non-2xx SAP AI Core answer into the client-facing error (spec §10)."""
     message = upstream_message(body)
     if status == 429 or (status in (400, 503) and _THROTTLE.search(message or "")):
@@ -222,16 +255,13 @@ def from_upstream(status: int, body: bytes, headers: Mapping[str, str], *,
             retry_after=_retry_after(headers, 5))
     if status == 400 or status == 422:
         if _TOO_LONG.search(message):
-            n = f"{estimated_tokens} tokens" if estimated_tokens else "the prompt"
-            return PromptTooLong(
-                f"capability_rejected: prompt_too_long; prompt is too long: {n} > "
-                f"model maximum. Upstream said: {message}")
+            return PromptTooLong(message)
         return InvalidRequest(message or "SAP AI Core rejected the request")
     if status == 413:
         return RequestTooLarge(message or "request too large for SAP AI Core")
     if status in (401, 403):
         # Our SAP credentials or resource group failed: never the client's own 401/403.
-        return UpstreamFailure(f"SAP AI Core refused the gateway's credentials for {model} "
+        return UpstreamRefused(f"SAP AI Core refused the gateway's credentials for {model} "
                                f"(upstream {status}); the operator must check the service key "
                                "and resource group")
     if status == 404:

@@ -18,6 +18,7 @@ from app.budget import check_budget
 from app.backends import PivotCall, open_pivot
 from app.forwarding import Exchange, read_json
 from app.log import RequestRecord
+from app.model_names import family_of
 from app.runtime import Runtime, current
 from app.streaming import sse_response, relay
 from app.translate.bedrock_stream import BedrockToAnthropicStream, message_from_bedrock, \
@@ -63,10 +64,18 @@ def count_tokens() -> Response:
     body = read_json_object()
     if not isinstance(body.get("messages"), list):
         raise errors.InvalidRequest("messages: field required (a list)")
-    if isinstance(body.get("model"), str):
-        g.record.model = body["model"]
-    return Response(json.dumps({"input_tokens": estimate_input_tokens(body)}),
-                    mimetype="application/json")
+    scale = 1.0
+    model = body.get("model")
+    if isinstance(model, str) and 0 < len(model) <= 256:
+        g.record.model = model
+        resolution = current().resolve_model(model)  # never a 404 here: Claude Code falls back
+        if resolution is not None and family_of(resolution.sap_name) == "claude":
+            scale = current().profile(resolution.sap_name).token_scale
+    try:
+        tokens = estimate_input_tokens(body, scale=scale)
+    except RecursionError:
+        raise errors.InvalidRequest("request body is nested too deeply") from None
+    return Response(json.dumps({"input_tokens": tokens}), mimetype="application/json")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -127,7 +136,7 @@ def _check_block(block: Any, where: str) -> None:
     if kind in ("thinking", "redacted_thinking") and not all(
             isinstance(block.get(k, ""), str) for k in ("thinking", "signature", "data")):
         raise errors.InvalidRequest(f"{where}: thinking fields must be strings")
-    if "cache_control" in block and not isinstance(block["cache_control"], dict):
+    if block.get("cache_control") is not None and not isinstance(block["cache_control"], dict):
         raise errors.InvalidRequest(f"{where}.cache_control: must be an object")
 
 
@@ -146,9 +155,10 @@ def validate_messages_body(body: dict[str, Any]) -> None:
     if not isinstance(messages, list) or not messages:
         raise errors.InvalidRequest("messages: field required (a non-empty list)")
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) \
+                or message["role"] not in _ROLES:
             raise errors.InvalidRequest(
-                f"messages.{i}: must be an object with role 'user' or 'assistant'")
+                f"messages.{i}: must be an object with role 'user', 'assistant' or 'system'")
         content = message.get("content")
         if isinstance(content, list):
             for j, block in enumerate(content):

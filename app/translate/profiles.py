@@ -18,7 +18,9 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Iterable, Mapping, Optional, Tuple
+
+from app.translate.token_count import NEW_TOKENIZER_SCALE
 
 __all__ = [
     "ModelProfile",
@@ -104,6 +106,8 @@ class ModelProfile:
     strip_schema_keyword: bool = False  # remove top-level "$schema" from tool input_schema
     drop_top_p_with_temperature: bool = False
     context_1m: bool = False
+    context_window: int = 200_000  # input tokens; 1,000,000 with the context-1m beta where allowed
+    token_scale: float = 1.0  # count_tokens estimate factor: NEW_TOKENIZER_SCALE from Opus 4.7 on
 
     def __post_init__(self) -> None:
         if self.thinking_mode not in THINKING_MODES:
@@ -112,6 +116,12 @@ class ModelProfile:
             )
         if not isinstance(self.max_output_tokens, int) or self.max_output_tokens < 1:
             raise ValueError(f"max_output_tokens must be a positive int, got {self.max_output_tokens!r}")
+
+    def input_window(self, client_betas: Iterable[str]) -> int:
+        """The model's context in input tokens for a request with ``client_betas``."""
+        if self.context_1m and "context-1m-2025-08-07" in client_betas:
+            return 1_000_000
+        return self.context_window
 
     def beta_allowed(self, beta: str) -> bool:
         """True if ``beta`` (after renaming) may be sent to this model."""
@@ -199,6 +209,7 @@ def _defaults(name: str, family: Optional[str], version: Optional[Version]) -> d
         accepts_prefill=v < (4, 6),
         drop_top_p_with_temperature=v >= (4, 1),
         context_1m=family == "sonnet" and (4, 0) <= v <= (4, 5),
+        token_scale=NEW_TOKENIZER_SCALE if v >= (4, 7) else 1.0,
     )
 
 

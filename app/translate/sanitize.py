@@ -540,7 +540,7 @@ def _thinking(body: dict, ctx: _Ctx) -> dict:
             valid = isinstance(budget, (int, float)) and not isinstance(budget, bool)
             start = int(budget) if valid else p.thinking_budget_tokens
             target = min(max(start, MIN_THINKING_BUDGET), mt - 1)
-            if target != budget:
+            if target != budget or type(budget) is not int:  # 2048.0 goes as 2048
                 if not converted:
                     ctx.repair("thinking.budget_clamped")
                 new_th = {**new_th, "budget_tokens": target}

@@ -183,7 +183,8 @@ def _block(block: Any, parts: List[str]) -> float:
         return 0.0
     if not isinstance(block, dict):
         return 0.0
-    handler = _BLOCK_HANDLERS.get(block.get("type"))  # type: ignore[arg-type]
+    kind = block.get("type")
+    handler = _BLOCK_HANDLERS.get(kind) if type(kind) is str else None
     if handler is None:
         return _PER_BLOCK + _generic(block, parts)
     return _PER_BLOCK + handler(block, parts)

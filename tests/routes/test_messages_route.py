@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import responses
 
@@ -120,6 +121,27 @@ def test_retry_after_is_capped_at_60(client, upstream, auth_headers):
                  json={"message": "Too many requests"})
     resp = client.post("/v1/messages", json=simple_body(), headers=auth_headers)
     assert resp.headers["retry-after"] == "60"
+
+
+def test_prompt_too_long_says_by_how_much_as_anthropic_does(client, upstream, auth_headers):
+    upstream.add(responses.POST, INVOKE, status=400,
+                 json={"message": "Input is too long for requested model."})
+    body = simple_body(messages=[{"role": "user", "content": "word " * 40000}])
+    resp = client.post("/v1/messages", json=body, headers=auth_headers)
+    assert resp.status_code == 400
+    message = resp.get_json()["error"]["message"]
+    assert message.startswith("capability_rejected: prompt_too_long; prompt is too long: ")
+    assert re.search(r"prompt is too long: \d+ tokens > 200000 maximum\. Upstream said: Input "
+                     r"is too long for requested model\.$", message), message
+
+
+def test_a_null_cache_control_is_accepted_and_not_forwarded(client, upstream, auth_headers):
+    upstream.add(responses.POST, INVOKE, json=bedrock_message())
+    body = simple_body(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "hi", "cache_control": None}]}])
+    assert client.post("/v1/messages", json=body, headers=auth_headers).status_code == 200
+    (call,) = upstream_calls(upstream, INVOKE)
+    assert "cache_control" not in sent_json(call)["messages"][0]["content"][0]
 
 
 def test_upstream_503_becomes_529_overloaded(client, upstream, auth_headers):

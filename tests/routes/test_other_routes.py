@@ -72,6 +72,35 @@ def test_count_tokens_unknown_model_still_counts(client, auth_headers):
     assert resp.status_code == 200
 
 
+@pytest.mark.parametrize("content", [
+    [{"type": ["text"]}], [{"type": {"a": 1}, "text": "x"}], [{"type": None}], ["plain"], [[1]]])
+def test_count_tokens_counts_odd_blocks_instead_of_failing(client, auth_headers, content):
+    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": content}]}
+    resp = client.post("/v1/messages/count_tokens", json=body, headers=auth_headers)
+    assert resp.status_code == 200 and resp.get_json()["input_tokens"] >= 1
+
+
+def test_count_tokens_scales_for_the_newer_tokenizer(tmp_path, upstream, auth_headers):
+    from app import create_app, runtime
+    from app.translate.token_count import NEW_TOKENIZER_SCALE, estimate_input_tokens
+    from tests.http_fakes import make_settings
+
+    app = create_app(make_settings(tmp_path, models={SONNET: ["d-s"],
+                                                     "anthropic--claude-4.7-opus": ["d-o"]}))
+    try:
+        client = app.test_client()
+        body = simple_body(messages=[{"role": "user", "content": "word " * 2000}])
+        counts = {}
+        for model in ("claude-sonnet-4-5", "claude-opus-4-7"):
+            resp = client.post("/v1/messages/count_tokens", json={**body, "model": model},
+                               headers=auth_headers)
+            counts[model] = resp.get_json()["input_tokens"]
+        assert counts["claude-sonnet-4-5"] == estimate_input_tokens(body)
+        assert counts["claude-opus-4-7"] == estimate_input_tokens(body, scale=NEW_TOKENIZER_SCALE)
+    finally:
+        runtime.install(None)
+
+
 @pytest.mark.parametrize("payload,content_type,fragment", [
     (b"{not json", "application/json", "not valid JSON"),
     (b"[1, 2]", "application/json", "JSON object"),
@@ -82,6 +111,8 @@ def test_count_tokens_unknown_model_still_counts(client, auth_headers):
     (json.dumps(simple_body(messages=[])).encode(), "application/json", "messages"),
     (json.dumps(simple_body(max_tokens="9")).encode(), "application/json", "max_tokens"),
     (json.dumps(simple_body(messages=[{"role": "bot", "content": "x"}])).encode(),
+     "application/json", "messages.0"),
+    (json.dumps(simple_body(messages=[{"role": ["user"], "content": "x"}])).encode(),
      "application/json", "messages.0"),
     (json.dumps(simple_body(messages=[{"role": "user", "content": [1]}])).encode(),
      "application/json", "messages.0.content"),

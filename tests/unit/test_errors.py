@@ -15,8 +15,8 @@ from app import errors
     (400, b'{"message":"context_management: Extra inputs are not permitted"}', {},
      errors.InvalidRequest, 400),
     (400, b'{"message":"Input is too long for requested model."}', {}, errors.PromptTooLong, 400),
-    (401, b'{"message":"Jwt is expired"}', {}, errors.UpstreamFailure, 500),
-    (403, b'{}', {}, errors.UpstreamFailure, 500),
+    (401, b'{"message":"Jwt is expired"}', {}, errors.UpstreamRefused, 500),
+    (403, b'{}', {}, errors.UpstreamRefused, 500),
     (404, b'not found', {}, errors.NotFound, 404),
     (503, b'{"message":"ServiceUnavailableException"}', {}, errors.Overloaded, 529),
     (500, b'{"Message":"InternalServerException"}', {}, errors.UpstreamFailure, 500),
@@ -37,8 +37,29 @@ def test_retry_after_defaults_and_caps():
 
 def test_prompt_too_long_carries_claude_code_token():
     error = errors.from_upstream(400, b'{"message":"Input is too long for requested model."}',
-                                 {}, model="m", estimated_tokens=250000)
+                                 {}, model="m")
     assert error.message.startswith("capability_rejected: prompt_too_long; prompt is too long")
+    counted = error.counted(250000, 200000)
+    assert isinstance(counted, errors.PromptTooLong)
+    assert "prompt is too long: 250000 tokens > 200000 maximum." in counted.message
+    assert counted.message.endswith("Upstream said: Input is too long for requested model.")
+    # the upstream said "over": an estimate below the window is raised to just above it
+    assert "200001 tokens > 200000 maximum" in error.counted(150000, 200000).message
+
+
+@pytest.mark.parametrize("message", [
+    "tools.0.description: String too long", "messages.0.content.0.text: value too long"])
+def test_a_field_too_long_is_an_ordinary_400(message):
+    error = errors.from_upstream(400, json.dumps({"message": message}).encode(), {}, model="m")
+    assert type(error) is errors.InvalidRequest and error.message == message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_upstream_credential_refusal_is_a_500_the_client_should_not_retry(status):
+    error = errors.from_upstream(status, b'{"message":"forbidden"}', {}, model="m")
+    assert error.status == 500 and error.anthropic_type == "api_error"
+    _body, _status, headers = errors.render(error, errors.ANTHROPIC, "req_1")
+    assert headers["x-should-retry"] == "false"
 
 
 def test_redaction_of_urls_hosts_and_tokens():

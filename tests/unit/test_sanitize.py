@@ -522,6 +522,8 @@ def test_budget_clamped_to_range():
     ok = {"type": "enabled", "budget_tokens": 2000}
     r = run(_body(thinking=ok))
     assert r.body["thinking"] is ok and r.repairs == []
+    whole = run(_body(thinking={"type": "enabled", "budget_tokens": 2000.0})).body["thinking"]
+    assert type(whole["budget_tokens"]) is int and whole["budget_tokens"] == 2000
 
 
 def test_thinking_dropped_when_max_tokens_too_small():
