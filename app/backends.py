@@ -38,20 +38,12 @@ from app.translate.gemini.stream import GeminiStreamDecoder, GeminiToAnthropic
 from app.translate.gpt.request import GptRequestError, api_path, chat_from_anthropic
 from app.translate.gpt.response import message_from_chat_completion
 from app.translate.gpt.stream import ChatChunksToAnthropic
-from app.translate.profiles import ModelProfile
+from app.translate.profiles import PIVOT_PROFILE
 from app.translate.sanitize import SanitizeError, sanitize_bedrock
 from app.translate.token_count import estimate_input_tokens
 from app.upstream.deployments import Target
 from app.upstream.events import EventDecoder
 from app.wire.jsoncodec import dumps
-
-#: What the pivot body is normalised to before it is translated for GPT or Gemini:
-#: everything a Claude client may send that only Claude understands is folded or
-#: removed, but thinking (adaptive or budget) and effort stay for the translators to map.
-PIVOT_PROFILE = ModelProfile(name="pivot", max_output_tokens=1_000_000, thinking_mode="both",
-                             allowed_betas=frozenset(), accepts_output_config=True,
-                             strip_schema_keyword=True)
-
 
 class StaticPlan:
     """A call whose body and path are the same for every deployment of the model;

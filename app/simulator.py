@@ -671,6 +671,30 @@ def check_sampling(body: dict, rules: BedrockRules) -> str | None:
     return None
 
 
+def check_thinking_with_tools(body: dict, rules: BedrockRules) -> str | None:
+    """With ``enabled`` thinking: no forced tool_choice, and a final assistant turn that
+    calls tools starts with its thinking block (Anthropic's wording)."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            content = message.get("content")
+            if isinstance(content, list) and any(
+                    isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+                first = content[0] if isinstance(content[0], dict) else {}
+                if first.get("type") not in ("thinking", "redacted_thinking"):
+                    return ("messages: Expected `thinking` or `redacted_thinking`, but found "
+                            f"`{first.get('type')}`. When `thinking` is enabled, a final "
+                            "`assistant` message must start with a thinking block (preceeding "
+                            "the lastmost set of `tool_use` and `tool_result` blocks).")
+            return None
+    return None
+
+
 #: The checks in the order they run; the first failure answers the request.
 BEDROCK_CHECKS: list[Callable[[dict, BedrockRules], str | None]] = [
     check_envelope,
@@ -682,6 +706,7 @@ BEDROCK_CHECKS: list[Callable[[dict, BedrockRules], str | None]] = [
     check_tools,
     check_cache_control,
     check_thinking,
+    check_thinking_with_tools,
     check_sampling,
 ]
 

@@ -106,6 +106,10 @@ class ModelProfile:
     strip_schema_keyword: bool = False  # remove top-level "$schema" from tool input_schema
     drop_top_p_with_temperature: bool = False
     context_1m: bool = False
+    # Claude's rules for a request with thinking on: no forced tool_choice, a tool loop
+    # continues only after its thinking block, temperature 1, no top_k, top_p >= 0.95.
+    # Off for the neutral profile the GPT/Gemini pivot is normalised with.
+    thinking_constraints: bool = True
     context_window: int = 200_000  # input tokens; 1,000,000 with the context-1m beta where allowed
     token_scale: float = 1.0  # count_tokens estimate factor: NEW_TOKENIZER_SCALE from Opus 4.7 on
 
@@ -129,6 +133,15 @@ class ModelProfile:
             return False
         gate = BETA_GATES.get(beta)
         return gate is None or bool(getattr(self, gate))
+
+
+#: What an Anthropic body is normalised to before it is translated for GPT or Gemini
+#: (app/backends.py): everything only Claude understands is folded or removed, but
+#: thinking (adaptive or budget), effort and sampling stay for the translators to map,
+#: and Claude's own constraints on thinking next to tools do not apply.
+PIVOT_PROFILE = ModelProfile(name="pivot", max_output_tokens=1_000_000, thinking_mode="both",
+                             allowed_betas=frozenset(), accepts_output_config=True,
+                             strip_schema_keyword=True, thinking_constraints=False)
 
 
 # Known maximum output tokens per (family, version).  Versions not in this table

@@ -25,6 +25,7 @@ Repair names: ``beta.dropped``, ``beta.renamed``, ``context_management``,
 ``thinking.<key>`` (an unknown key such as ``display`` removed),
 ``thinking.adaptive->enabled``, ``thinking.enabled->adaptive``,
 ``thinking.budget_clamped``, ``thinking.dropped``, ``thinking.unsupported``,
+``thinking.forced_tool``, ``thinking.tool_loop``,
 ``sampling.temperature``, ``sampling.top_p``, ``sampling.top_k``,
 ``tools.empty``, ``server_tool.<kind>`` (``server_tool.web_search``),
 ``tool.<key>`` (``tool.defer_loading``, ``tool.$schema``, ...),
@@ -545,7 +546,7 @@ def _thinking(body: dict, ctx: _Ctx) -> dict:
                     ctx.repair("thinking.budget_clamped")
                 new_th = {**new_th, "budget_tokens": target}
     body = _set(body, "thinking", new_th)
-    if typ == "disabled":
+    if typ == "disabled" or not p.thinking_constraints:
         return body
     drop = []
     if typ == "adaptive" and p.thinking_mode == "adaptive":
@@ -562,6 +563,36 @@ def _thinking(body: dict, ctx: _Ctx) -> dict:
     for k in drop:
         ctx.repair(f"sampling.{k}")
     return _without(body, *drop)
+
+
+def _thinking_with_tools(body: dict, ctx: _Ctx) -> dict:
+    """Drop ``thinking`` where Claude refuses it next to tools: a forced ``tool_choice``
+    (``any`` or a named tool), or, for ``enabled`` thinking, a tool loop whose last assistant
+    turn calls tools without starting with its thinking block (Bedrock: "a final assistant
+    message must start with a thinking block"; OpenAI-dialect histories never carry one).
+    ``adaptive`` thinking may legitimately have skipped thinking, so its loops pass. Runs
+    after ``_tools``, which may have removed the ``tool_choice``."""
+    th = body.get("thinking")
+    if not ctx.profile.thinking_constraints or not isinstance(th, dict) \
+            or th.get("type") not in ("enabled", "adaptive"):
+        return body
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        ctx.repair("thinking.forced_tool")
+        return _without(body, "thinking")
+    if th.get("type") != "enabled":
+        return body
+    for m in reversed(body.get("messages") or ()):
+        if isinstance(m, dict) and m.get("role") == "assistant":
+            content = m.get("content")
+            if isinstance(content, list) and any(
+                    isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+                first = content[0]
+                if not (isinstance(first, dict) and first.get("type") in _THINKING_BLOCKS):
+                    ctx.repair("thinking.tool_loop")
+                    return _without(body, "thinking")
+            break
+    return body
 
 
 def _sampling(body: dict, ctx: _Ctx) -> dict:
@@ -1058,6 +1089,7 @@ STEPS: Tuple[Step, ...] = (
     _thinking,
     _sampling,
     _tools,
+    _thinking_with_tools,
     _tool_result_content,
     _tool_ids,
     _empty_text,

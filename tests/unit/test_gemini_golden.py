@@ -39,7 +39,7 @@ from app.translate.gemini import (
 )
 from app.translate.gemini.schema import DELETE, KEEP, valid_function_name
 from app.translate.openai.chat_stream import ChatCompletionStream
-from app.translate.profiles import profile_for
+from app.translate.profiles import PIVOT_PROFILE
 from app.translate.sanitize import sanitize_bedrock
 from app.wire.sse import SSEDecoder
 from tests.paths import CLAUDE_CODE_FIXTURES
@@ -214,7 +214,7 @@ def every_key(node) -> set:
 @pytest.mark.parametrize("body", CLAUDE_CODE)
 def test_claude_code_requests(body, request):
     case_id = request.node.callspec.id
-    sanitized = sanitize_bedrock(body, betas=(), profile=profile_for(SAP_GEMINI)).body
+    sanitized = sanitize_bedrock(body, betas=(), profile=PIVOT_PROFILE).body
     before = copy.deepcopy(sanitized)
     result = gemini_from_anthropic(sanitized, profile=gemini_profile_for(SAP_GEMINI))
     assert sanitized == before
@@ -223,7 +223,7 @@ def test_claude_code_requests(body, request):
     sent_schema_keys = every_key([t.get("input_schema") for t in sanitized.get("tools", [])])
     if any(t.get("type") in (None, "custom") for t in sanitized.get("tools", [])):
         assert declarations
-        assert {"$schema", "additionalProperties"} <= sent_schema_keys, "the fixture exercises cleaning"
+        assert "additionalProperties" in sent_schema_keys, "the fixture exercises cleaning"
     assert not every_key(declarations) & DELETE, "a deleted keyword survived somewhere"
     assert "format" not in every_key(declarations) or all(
         node.get("format") in {"int32", "int64", "float", "double", "enum", "date-time"}

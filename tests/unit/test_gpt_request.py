@@ -33,7 +33,7 @@ from app.translate.gpt.request import (
     reasoning_effort_for_budget,
 )
 from app.translate.gpt.response import message_from_chat_completion
-from app.translate.profiles import ModelProfile
+from app.translate.profiles import PIVOT_PROFILE
 from app.translate.sanitize import sanitize_bedrock
 from tests.paths import CLAUDE_CODE_FIXTURES
 
@@ -121,9 +121,7 @@ def test_chat_from_anthropic_golden(case):
 
 #: The sanitizer profile the translated paths normalise with before translating (as the
 #: gateway's backends module does): adaptive thinking and output_config are kept.
-PIVOT = ModelProfile(name="pivot", max_output_tokens=1_000_000, thinking_mode="both",
-                     allowed_betas=frozenset(), accepts_output_config=True,
-                     strip_schema_keyword=True)
+PIVOT = PIVOT_PROFILE  # what app/backends.py normalises GPT-bound bodies with
 
 
 def claude_code_request(name: str, line: int) -> dict:

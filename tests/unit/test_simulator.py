@@ -480,17 +480,39 @@ def test_opus_4_max_tokens_and_adaptive_on_4_6(fake):
 def _sanitize(body: dict, betas: list[str], allowed: set[str]) -> dict:
     """A minimal stand-in for the gateway's sanitizer, enough for the captured bodies."""
     body = copy.deepcopy(body)
-    for key in ("model", "stream", "context_management", "output_config"):
+    for key in ("model", "stream", "context_management", "output_config", "thinking"):
         body.pop(key, None)
     body["anthropic_version"] = "bedrock-2023-05-31"
     body["anthropic_beta"] = [b for b in betas if b in allowed]
-    body["thinking"] = {"type": "enabled", "budget_tokens": 8000}
+    assistants = [m for m in body["messages"] if m["role"] == "assistant"]
+    if not assistants or assistants[-1]["content"][0].get("type") == "thinking" or not any(
+            b.get("type") == "tool_use" for b in assistants[-1]["content"]):
+        body["thinking"] = {"type": "enabled", "budget_tokens": 8000}  # not in an open tool loop
     body["tools"] = [{k: v for k, v in t.items() if k != "defer_loading"} for t in body["tools"]]
     body["messages"] = [m for m in body["messages"] if m["role"] != "system"]
     return body
 
 
 @pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
+def test_thinking_next_to_tools_follows_claudes_rules(fake):
+    tool = {"name": "Bash", "input_schema": {"type": "object"}}
+    loop = [{"role": "user", "content": "run ls"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                                               "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": "a.py"}]}]
+    base = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4000, "tools": [tool],
+            "thinking": {"type": "enabled", "budget_tokens": 2000}}
+    r = call(fake, {**base, "messages": loop})
+    assert r.status_code == 400 and "must start with a thinking block" in r.text
+    r = call(fake, {**base, "messages": loop[:1], "tool_choice": {"type": "any"}})
+    assert r.status_code == 400 and "tool_choice" in r.text
+    thought = {"type": "thinking", "thinking": "ls it", "signature": "sig"}
+    ok = [loop[0], {**loop[1], "content": [thought] + loop[1]["content"]}, loop[2]]
+    assert call(fake, {**base, "messages": ok}).status_code == 200
+    assert call(fake, {**base, "messages": loop[:1], "tool_choice": {"type": "auto"}}).status_code == 200
+
+
 def test_sanitized_real_claude_code_bodies_pass(fake):
     for path in sorted(FIXTURES.glob("2.1.332/tools.jsonl")):
         for line in path.read_text().splitlines():

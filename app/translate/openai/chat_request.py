@@ -414,8 +414,6 @@ def _reasoning(chat: dict, body: dict, client_max: int | None) -> None:
     if budget is None:
         raise ChatRequestError("reasoning_effort: must be one of none, minimal, low, medium, "
                                "high")
-    if _last_assistant_calls_tools(body["messages"]):
-        return
     if client_max is None:
         body["max_tokens"] = DEFAULT_MAX_TOKENS + budget
     else:
@@ -424,9 +422,3 @@ def _reasoning(chat: dict, body: dict, client_max: int | None) -> None:
             return
     body["thinking"] = {"type": "enabled", "budget_tokens": budget}
 
-
-def _last_assistant_calls_tools(messages: list) -> bool:
-    for message in reversed(messages):
-        if message["role"] == "assistant":
-            return any(b.get("type") == "tool_use" for b in message["content"])
-    return False
