@@ -110,6 +110,8 @@ class ModelProfile:
     # continues only after its thinking block, temperature 1, no top_k, top_p >= 0.95.
     # Off for the neutral profile the GPT/Gemini pivot is normalised with.
     thinking_constraints: bool = True
+    # Image/document sources given by URL (Bedrock takes base64 only: a clear 400 instead).
+    accepts_url_sources: bool = False
     context_window: int = 200_000  # input tokens; 1,000,000 with the context-1m beta where allowed
     token_scale: float = 1.0  # count_tokens estimate factor: NEW_TOKENIZER_SCALE from Opus 4.7 on
 
@@ -141,7 +143,8 @@ class ModelProfile:
 #: and Claude's own constraints on thinking next to tools do not apply.
 PIVOT_PROFILE = ModelProfile(name="pivot", max_output_tokens=1_000_000, thinking_mode="both",
                              allowed_betas=frozenset(), accepts_output_config=True,
-                             strip_schema_keyword=True, thinking_constraints=False)
+                             strip_schema_keyword=True, thinking_constraints=False,
+                             accepts_url_sources=True)
 
 
 # Known maximum output tokens per (family, version).  Versions not in this table

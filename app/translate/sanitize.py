@@ -790,7 +790,10 @@ def _tool_ids(body: dict, ctx: _Ctx) -> dict:
 
 
 def _check_url_sources(body: dict, ctx: _Ctx) -> dict:
-    """Image/document ``source.type:"url"`` cannot be sent to Bedrock: 400 to the client."""
+    """Image/document ``source.type:"url"`` cannot be sent to Bedrock: 400 to the client
+    (profiles that accept URL sources, such as the GPT/Gemini pivot, let them pass)."""
+    if ctx.profile.accepts_url_sources:
+        return body
 
     def check(blocks: list) -> None:
         for b in blocks:

@@ -28,6 +28,23 @@ def obj(**props):
 # --------------------------------------------------------------------------- rules
 
 
+def test_every_array_gets_an_items_schema():
+    out = clean_schema(obj(a={"type": "array"}, b={"type": ["array", "null"]},
+                           c={"type": "array", "items": True}, d={"type": ["array", "string"]},
+                           e={"type": "array", "items": {"type": "string"}}))
+    props = out["properties"]
+    assert props["a"] == {"type": "array", "items": {}}
+    assert props["b"] == {"type": "array", "nullable": True, "items": {}}
+    assert props["c"] == {"type": "array", "items": {}}
+    assert props["d"] == {"anyOf": [{"type": "array", "items": {}}, {"type": "string"}]}
+    assert props["e"] == {"type": "array", "items": {"type": "string"}}
+
+
+def test_empty_enum_strings_are_dropped():
+    assert clean_schema({"type": "string", "enum": ["", "eq", "neq"]})["enum"] == ["eq", "neq"]
+    assert "enum" not in clean_schema({"type": "string", "enum": [""]})
+
+
 def test_type_list_with_null_becomes_nullable():
     assert clean_schema({"type": ["string", "null"]}) == {"type": "string", "nullable": True}
     assert clean_schema({"type": ["null", "integer"], "minimum": 0}) == {

@@ -363,6 +363,26 @@ def test_prepare_chat_reasoning_model():
     assert asked is False
 
 
+def test_stop_goes_only_to_models_that_take_it():
+    for profile, kept in ((gpt_profile_for("gpt-5"), False), (gpt_profile_for("o3"), False),
+                          (gpt_profile_for("gpt-4.1"), True)):
+        body, _ = prepare_chat({**CLIENT, "stop": ["\nObservation:"]}, profile=profile)
+        assert ("stop" in body) is kept, profile
+        chat = chat_from_anthropic({"messages": [{"role": "user", "content": "hi"}],
+                                    "max_tokens": 100, "stop_sequences": ["END"]}, profile=profile)
+        assert ("stop" in chat) is kept, profile
+
+
+def test_url_images_pass_the_pivot_to_gpt():
+    body = {"max_tokens": 100, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+        {"type": "text", "text": "what is it?"}]}]}
+    chat = chat_from_anthropic(sanitize_bedrock(body, betas=(), profile=PIVOT).body,
+                               profile=gpt_profile_for("gpt-5"))
+    parts = chat["messages"][0]["content"]
+    assert {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}} in parts
+
+
 def test_prepare_chat_classic_model_keeps_sampling_and_clamps():
     body, asked = prepare_chat({**CLIENT, "stream_options": {"include_usage": True}},
                                profile=gpt_profile_for("gpt-4o"))

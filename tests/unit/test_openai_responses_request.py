@@ -41,9 +41,6 @@ def user_parts(*parts) -> dict:
     (responses(input=[USER, {"type": "computer_call", "call_id": "c"}]), "input.1.type"),
     (responses(input=[USER, {"type": "custom_tool_call", "call_id": "c"}]), "input.1.type"),
     (responses(input=[USER, {"type": 7}]), "input.1.type"),
-    (responses(input=[USER, call("{not json")]), "input.1.arguments"),
-    (responses(input=[USER, call("[1]")]), "input.1.arguments"),
-    (responses(input=[USER, call(42)]), "input.1.arguments"),
     (responses(input=[USER, {"type": "function_call", "name": "shell", "arguments": "{}"}]),
      "input.1.call_id"),
     (responses(input=[USER, {"type": "function_call", "call_id": "c", "arguments": "{}"}]),
@@ -162,6 +159,13 @@ def test_empty_assistant_text_is_dropped_and_empty_user_content_makes_no_turn():
     assert result.body["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "hi"},
                                      {"type": "text", "text": "again"}]}]
+
+
+@pytest.mark.parametrize("arguments", ["{not json", "[1]", 42])
+def test_history_arguments_that_are_not_an_object_are_kept_wrapped(arguments):
+    body = translate_responses_request(responses(input=[USER, call(arguments)])).body
+    tool_use = body["messages"][1]["content"][0]
+    assert tool_use["type"] == "tool_use" and tool_use["input"] == {"arguments": arguments}
 
 
 def test_arguments_may_be_empty_or_an_object_and_user_sets_metadata():

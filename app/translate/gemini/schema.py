@@ -18,7 +18,9 @@ same way once pulled in):
   ``anyOf`` left with one member is merged into the node;
 * non-string ``enum`` values -> their JSON text (``1`` -> ``"1"``, ``true`` -> ``"true"``)
   and ``type: "string"`` (also set when an ``enum`` has no ``type``); a ``null`` value ->
-  ``nullable: true``; ``const`` -> ``enum: [value]``;
+  ``nullable: true``; empty strings are dropped (Gemini: "cannot be empty");
+  ``const`` -> ``enum: [value]``;
+* an array without an ``items`` schema gets ``items: {}`` (Gemini: "items: missing field");
 * ``$ref`` (``#``, ``#/$defs/X``, ``#/definitions/X``, any JSON pointer into the root) is
   replaced by its target with the sibling keywords laid over it, at most
   :data:`MAX_REF_DEPTH` expansions deep; a cycle, a too deep chain or a target that cannot be
@@ -133,6 +135,7 @@ class _Cleaner:
         if isinstance(all_of, list) and all_of:
             out = self._merge_all_of(out, all_of, refs, depth)
         _fix_required(out)
+        _fix_items(out)
         return out
 
     def _inline(self, schema: dict, ref: str, refs: Tuple[str, ...], depth: int) -> dict:
@@ -220,6 +223,16 @@ def _fix_type(out: dict) -> None:
         del out["type"]
 
 
+def _fix_items(out: dict) -> None:
+    """Gemini refuses an array without ``items`` ("items: missing field"): give it an
+    unconstrained one, also in the ``anyOf`` members a type list became."""
+    if out.get("type") == "array" and not isinstance(out.get("items"), dict):
+        out["items"] = {}
+    for member in out.get("anyOf") or ():
+        if isinstance(member, dict) and member.get("type") == "array" and "items" not in member:
+            member["items"] = {}
+
+
 def _fix_enum(out: dict) -> None:
     if "enum" not in out:
         return
@@ -236,6 +249,8 @@ def _fix_enum(out: dict) -> None:
         if not isinstance(value, str):
             value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
             stringified = True
+        if not value:
+            continue  # Gemini: "enum[0]: cannot be empty"
         if value not in strings:
             strings.append(value)
     if not strings:

@@ -101,7 +101,7 @@ ADAPTIVE_EFFORT = "medium"
 
 #: Parameters reasoning models reject (sap-ai-core.md §8.1); ``temperature`` is kept at 1.
 REASONING_REJECTS = ("top_p", "presence_penalty", "frequency_penalty", "logprobs",
-                     "top_logprobs", "logit_bias")
+                     "top_logprobs", "logit_bias", "stop")
 
 #: Anthropic tool ``type`` values that are custom tools; every other type is a server tool.
 CUSTOM_TOOL_TYPES = (None, "custom")
@@ -614,7 +614,7 @@ def chat_from_anthropic(body: dict, *, profile: GptProfile,
         if top_p is not None:
             chat["top_p"] = top_p
     stop = _stop(body)
-    if stop:
+    if stop and not profile.reasoning:  # reasoning models refuse `stop` ("Unsupported parameter")
         chat["stop"] = stop
     if profile.reasoning:
         effort = _reasoning_effort(body)

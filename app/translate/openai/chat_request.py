@@ -34,9 +34,10 @@ field's path. Pure: no Flask, no requests, no configuration, no logging; never m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from app.translate.gpt.response import tool_input
 
 __all__ = ["ChatRequest", "ChatRequestError", "DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS",
            "translate_request"]
@@ -270,26 +271,15 @@ def _tool_use(call: Any, where: str) -> dict:
     if not isinstance(name, str) or not name:
         raise ChatRequestError(f"{where}.function.name: must be a non-empty string")
     return {"type": "tool_use", "id": call["id"], "name": name,
-            "input": _arguments(function.get("arguments"), where + ".function.arguments")}
+            "input": _arguments(function.get("arguments"))}
 
 
-def _arguments(raw: Any, where: str) -> dict:
-    if isinstance(raw, dict):  # some clients send the object itself
-        return raw
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}
-    if not isinstance(raw, str):
-        raise ChatRequestError(f"{where}: must be a JSON string")
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise ChatRequestError(f"{where}: nested too deeply") from None
-    except ValueError as exc:
-        reason = str(exc).split("\n", 1)[0][:120]
-        raise ChatRequestError(f"{where}: not valid JSON ({reason})") from None
-    if not isinstance(value, dict):
-        raise ChatRequestError(f"{where}: must encode a JSON object")
-    return value
+def _arguments(raw: Any) -> dict:
+    """A history tool call's ``arguments`` as the ``tool_use.input`` object. Arguments that
+    are not a JSON object (a call cut off by ``max_tokens`` and echoed back as it was
+    streamed) become ``{"arguments": <text>}``, as answers do: the conversation goes on
+    instead of failing on every later turn."""
+    return tool_input(raw)
 
 
 def _tool_result(message: dict, where: str) -> dict:

@@ -261,7 +261,7 @@ def _function_call(item: dict, where: str) -> tuple[str, list]:
     if not isinstance(name, str) or not name:
         raise ResponsesRequestError(f"{where}.name: must be a non-empty string")
     return "assistant", [{"type": "tool_use", "id": call_id, "name": name,
-                          "input": _arguments(item.get("arguments"), where + ".arguments")}]
+                          "input": _arguments(item.get("arguments"))}]
 
 
 def _function_call_output(item: dict, where: str) -> tuple[str, list]:
