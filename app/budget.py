@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400
 KEEP_DAYS = 40  # rows older than this are deleted when a worker opens the store
-BUSY_TIMEOUT_SECONDS = 2.0
+# SQLite waits for a busy lock in C, holding the whole gevent worker: keep it short (a
+# counter update takes microseconds; a lost increment is only logged).
+BUSY_TIMEOUT_SECONDS = 0.25
 WARN_EVERY_SECONDS = 60.0
 
 Clock = Callable[[], float]
@@ -138,7 +140,7 @@ def check_budget(label: str, settings: Settings, *, clock: Clock = time.time) ->
     now = clock()
     try:
         used = store_for(settings.budget_store).used(label, utc_day(now))
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         _warn("cannot read the budget store %s (%s); letting the request through",
               settings.budget_store, exc)
         return
@@ -176,7 +178,7 @@ def record_usage(label: str, usage: Mapping[str, int] | None,
         return
     try:
         store_for(settings.budget_store).add(label, utc_day(clock()), tokens)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         _warn("cannot update the budget store %s (%s); %d tokens of '%s' not counted",
               settings.budget_store, exc, tokens, label)
 

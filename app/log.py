@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from app import metrics
+from app import budget, metrics
 from app.wire.jsoncodec import dumps, dumps_str
 
 log = logging.getLogger("gateway.access")
@@ -108,6 +108,8 @@ class RequestRecord:
         sink = _usage_sink
         if sink is not None and self.usage is not None:
             sink.write(self)
+        if self.usage:
+            budget.record_usage(self.key_label, self.usage)
 
     def ttfe_ms(self) -> float:
         return (self.first_event_at - self.started) * 1000 if self.first_event_at else -1.0

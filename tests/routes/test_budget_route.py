@@ -55,3 +55,14 @@ def test_used_up_budget_answers_429_without_calling_sap(client, upstream, settin
     assert resp.headers["request-id"] == body["request_id"]
     assert CLIENT_KEY not in resp.get_data(as_text=True)
     assert inference_calls(upstream) == 0
+
+
+def test_answered_requests_draw_from_the_budget_until_it_is_used_up(client, upstream, settings):
+    """bedrock_message() reports 12 input + 4 output tokens (its 30 cache reads do not count)."""
+    upstream.add(responses.POST, INVOKE, json=bedrock_message())
+    record_usage("team-a", {"input_tokens": 990}, settings)
+    first = client.post("/v1/messages", json=simple_body(), headers={"x-api-key": CLIENT_KEY})
+    assert first.status_code == 200  # 990 used: under the budget; 1,006 after it
+    second = client.post("/v1/messages", json=simple_body(), headers={"x-api-key": CLIENT_KEY})
+    assert second.status_code == 429 and "is used up" in second.get_json()["error"]["message"]
+    assert inference_calls(upstream) == 1
