@@ -13,7 +13,9 @@
     ├── Overloaded                     529*    overloaded_error        service_unavailable_error  (*503 for OpenAI)
     ├── UpstreamFailure                500     api_error               server_error
     │   └── UpstreamRefused            500     api_error               server_error  (x-should-retry: false)
+    │       └── IdentityServiceRefused 500     api_error               server_error  (x-should-retry: false)
     ├── BadGateway                     502     api_error               server_error
+    │   └── IdentityServiceDown        502     api_error               server_error
     └── GatewayTimeout                 504     timeout_error           server_error / timeout
 
 Views and upstream code raise; one Flask error handler calls :func:`render`.
@@ -145,6 +147,15 @@ class BadGateway(GatewayError):
     status = 502
 
 
+class IdentityServiceDown(BadGateway):
+    """The SAP identity service (XSUAA) is unreachable or answers 5xx: no token for a
+    subaccount. Not the deployment's fault, so it is not cooled down."""
+
+
+class IdentityServiceRefused(UpstreamRefused):
+    """The SAP identity service refused the service key (4xx): the operator's problem."""
+
+
 class GatewayTimeout(GatewayError):
     status = 504
     anthropic_type = "timeout_error"
@@ -240,7 +251,7 @@ def _retry_after(headers: Mapping[str, str], default: int) -> int:
     raw = headers.get("retry-after") or headers.get("Retry-After")
     try:
         value = int(float(raw)) if raw is not None else default
-    except ValueError:
+    except (ValueError, OverflowError):  # "soon", "inf", "nan", "1e999"
         value = default
     return max(1, min(MAX_RETRY_AFTER, value))
 

@@ -7,10 +7,15 @@ after the healthy ones, ``upstream/balancer.py``) and, per attempt, lets the fam
 :class:`Plan` build and post the call. It fails over to the next deployment on
 connect errors, timeouts, 429, 5xx/529, 404 (deployment gone), and for streams on an
 error event before the stream started or a stall before the first event; at most
-``max_attempts`` attempts and no new attempt after ``failover_deadline``.
+``max_attempts`` attempts and no new attempt after ``failover_deadline``, except that a
+deployment that timed out (no headers or no first event in ``first_event_timeout``) always
+gets a successor. A subaccount whose identity service gives no token is skipped without
+cooling its deployments down. When every deployment cools down, those that failed (not
+throttled) are tried anyway: one transient 5xx must not lock out a model with one deployment.
 
 It returns an open :class:`Exchange` or raises a :class:`GatewayError`: 429 with a
-``retry-after`` the client can obey when every deployment is throttled. What a plan
+``retry-after`` the client can obey when every deployment is throttled, else the most
+retryable of the failures (429, then 5xx, then the last). What a plan
 adds is only what differs per family: the body and URL suffix for one deployment,
 the optional self-healing of a rejected field, and what a failed first event looks
 like. No Flask here.
@@ -25,8 +30,8 @@ from typing import Protocol
 
 import requests
 
-from app.errors import (BadGateway, GatewayError, GatewayTimeout, NotFound, Overloaded,
-                        RateLimited, from_upstream)
+from app.errors import (BadGateway, GatewayError, GatewayTimeout, IdentityServiceDown,
+                        IdentityServiceRefused, NotFound, Overloaded, RateLimited, from_upstream)
 from app.runtime import Runtime
 from app.translate.bedrock_stream import classify_error
 from app.upstream.deployments import Target
@@ -84,22 +89,28 @@ def open_exchange(rt: Runtime, sap_model: str, plan: Plan, *, stream: bool,
         raise NotFound(f"model {client_model} has no RUNNING deployment on SAP AI Core")
     healthy, cooling = rt.balancer.order(sap_model, targets, affinity)
     if not healthy:
+        healthy = [t for t in cooling if not rt.balancer.throttled(t)]
+    if not healthy:
         wait = rt.balancer.seconds_until_free(cooling)
         raise RateLimited(f"every SAP AI Core deployment of {client_model} is throttled; "
                           f"retry in {seconds(wait)} s", retry_after=seconds(wait))
     deadline = time.monotonic() + settings.failover_deadline
     failures: list[GatewayError] = []
-    for attempt, target in enumerate(healthy[:settings.max_attempts]):
-        if attempt and time.monotonic() > deadline:
+    tried = healthy[:max(1, settings.max_attempts)]
+    for attempt, target in enumerate(tried):
+        if attempt and time.monotonic() > deadline and not isinstance(failures[-1],
+                                                                      GatewayTimeout):
             break
         try:
             exchange = _attempt(rt, target, plan, stream, client_model)
         except Failed as failed:
             failures.append(failed.error)
-            rt.balancer.cool_down(target, failed.cooldown)
+            if failed.cooldown > 0:
+                rt.balancer.cool_down(target, failed.cooldown,
+                                      throttled=isinstance(failed.error, RateLimited))
             log.info("deployment %s of %s failed (%s); %s", target.deployment_id, sap_model,
                      type(failed.error).__name__,
-                     "trying the next one" if attempt + 1 < len(healthy) else "no other left")
+                     "trying the next one" if attempt + 1 < len(tried) else "no other left")
             continue
         rt.balancer.recovered(target)
         exchange.failovers = attempt
@@ -109,9 +120,12 @@ def open_exchange(rt: Runtime, sap_model: str, plan: Plan, *, stream: bool,
 
 def post(rt: Runtime, target: Target, suffix: str, payload: bytes,
          stream: bool) -> requests.Response:
-    """One upstream call; transport failures fail over."""
+    """One upstream call; transport failures fail over, as does a subaccount without a
+    token (its deployments are not to blame: no cooldown)."""
     try:
         return rt.upstream.post(target, suffix, payload, stream=stream)
+    except (IdentityServiceDown, IdentityServiceRefused) as exc:
+        raise Failed(exc, 0.0) from None
     except (BadGateway, GatewayTimeout) as exc:
         raise Failed(exc, FAILURE_COOLDOWN) from None
 
@@ -140,7 +154,8 @@ def _attempt(rt: Runtime, target: Target, plan: Plan, stream: bool,
         _raise_for_status(rt, resp, client_model)
     if not stream:
         return Exchange(target, response=resp, repairs=repairs)
-    source = EventSource(resp, plan.stream_decoder())
+    source = EventSource(resp, plan.stream_decoder(),
+                         idle_timeout=rt.settings.stream_idle_timeout)
     first = source.first_events(rt.settings.first_event_timeout)
     if first is TIMEOUT:
         source.abort()
@@ -181,14 +196,17 @@ def _raise_for_first_event(data: str, client_model: str) -> None:
 
 def _final_error(rt: Runtime, failures: list[GatewayError], targets: tuple[Target, ...],
                  client_model: str) -> GatewayError:
-    if failures and all(isinstance(f, RateLimited) for f in failures):
-        wait = seconds(rt.balancer.seconds_until_free(targets))
-        return RateLimited(f"{failures[-1].message} (every deployment of {client_model} is "
-                           f"throttled; retry in {wait} s)", retry_after=wait)
     if not failures:
         return Overloaded(f"no SAP AI Core deployment of {client_model} could be tried in "
                           "time", retry_after=int(THROTTLE_COOLDOWN))
-    return failures[-1]
+    throttles = [f for f in failures if isinstance(f, RateLimited)]
+    if throttles:
+        wait = seconds(rt.balancer.seconds_until_free(targets))
+        every = "every deployment" if len(throttles) == len(failures) else "deployments"
+        return RateLimited(f"{throttles[-1].message} ({every} of {client_model} "
+                           f"throttled or failing; retry in {wait} s)", retry_after=wait)
+    transient = [f for f in failures if f.status >= 500]
+    return transient[-1] if transient else failures[-1]
 
 
 def upstream_error(resp: requests.Response, client_model: str) -> GatewayError:

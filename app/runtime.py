@@ -53,7 +53,7 @@ class Runtime:
         self.upstream = UpstreamClient(
             self.session, connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            stream_idle_timeout=settings.stream_idle_timeout)
+            stream_headers_timeout=settings.first_event_timeout)
         self._usage_handler = setup_usage_log(settings.token_usage_log,
                                               settings.token_usage_log_rotation,
                                               settings.token_usage_log_keep_days)

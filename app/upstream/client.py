@@ -71,10 +71,12 @@ class UpstreamClient:
     the profile) buys nothing on this path."""
 
     def __init__(self, session: requests.Session, *, connect_timeout: float,
-                 read_timeout: float, stream_idle_timeout: float) -> None:
+                 read_timeout: float, stream_headers_timeout: float) -> None:
+        """``read_timeout``: the whole answer of a non-streamed call; ``stream_headers_timeout``:
+        the response headers of a streamed one (its body's silences are the EventSource's)."""
         self.session = session
         self._timeout = (connect_timeout, read_timeout)
-        self._stream_timeout = (connect_timeout, stream_idle_timeout)
+        self._stream_timeout = (connect_timeout, stream_headers_timeout)
         self._proxies = dict(session.proxies)
         self._verify = session.verify
 

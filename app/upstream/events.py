@@ -57,8 +57,15 @@ _READ_SIZE = 65536
 class EventSource:
     """The events of one streamed upstream response (see the module docstring)."""
 
-    def __init__(self, upstream: requests.Response, decoder: EventDecoder | None = None) -> None:
+    def __init__(self, upstream: requests.Response, decoder: EventDecoder | None = None, *,
+                 idle_timeout: float | None = None) -> None:
+        """``idle_timeout``: the longest silence of the body (default: the socket's timeout,
+        which the caller set for waiting on the response headers)."""
         self.upstream = upstream
+        if idle_timeout is not None:
+            sock = _socket_of(upstream)
+            if sock is not None:
+                sock.settimeout(idle_timeout)
         self._decoder = decoder if decoder is not None else SSEDecoder()
         self.ended = False
         self.error: Exception | None = None

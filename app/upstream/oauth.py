@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import requests
 
 from app import metrics
 from app.config import ServiceKey
-from app.errors import BadGateway, UpstreamFailure
+from app.errors import GatewayError, IdentityServiceDown, IdentityServiceRefused
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ DEFAULT_EXPIRES_IN = 3600
 @dataclass(frozen=True)
 class Token:
     value: str
-    usable_until: float
+    usable_until: float  # refresh from here on (expiry minus the safety margin)
+    expires_at: float  # still accepted by SAP AI Core until here
 
 
 class TokenProvider:
@@ -63,12 +65,18 @@ class TokenProvider:
             now = self._clock()
             if current is not None and now < current.usable_until:
                 return current.value
-            if self._failure is not None and now - self._failure[0] < FAILURE_MEMORY_SECONDS:
-                raise self._failure[1]
             try:
-                self._token = self._fetch()
-            except (UpstreamFailure, BadGateway) as exc:
-                self._failure = (self._clock(), exc)
+                if self._failure is not None and now - self._failure[0] < FAILURE_MEMORY_SECONDS:
+                    raise self._failure[1].with_traceback(None)
+                try:
+                    self._token = self._fetch()
+                except GatewayError as exc:
+                    self._failure = (self._clock(), exc)
+                    raise
+            except GatewayError:
+                # the identity service failed: a token inside its safety margin still works
+                if current is not None and self._clock() < current.expires_at:
+                    return current.value
                 raise
             self._failure = None
             return self._token.value
@@ -93,31 +101,32 @@ class TokenProvider:
         except requests.RequestException as exc:
             log.warning("token fetch for client %s failed: %s", _short(self._key.client_id),
                         type(exc).__name__)
-            raise BadGateway("upstream authentication failed: the SAP identity service "
-                             "is unreachable") from None
+            raise IdentityServiceDown("upstream authentication failed: the SAP identity "
+                                      "service is unreachable") from None
         if resp.status_code != 200:
             log.warning("token fetch for client %s answered HTTP %s",
                         _short(self._key.client_id), resp.status_code)
             if resp.status_code >= 500:
-                raise BadGateway(f"upstream authentication failed: the SAP identity service "
-                                 f"is unavailable ({resp.status_code})")
-            raise UpstreamFailure(f"upstream authentication failed: the SAP identity service "
-                                  f"answered {resp.status_code}")
+                raise IdentityServiceDown(f"upstream authentication failed: the SAP identity "
+                                          f"service is unavailable ({resp.status_code})")
+            raise IdentityServiceRefused(f"upstream authentication failed: the SAP identity "
+                                         f"service answered {resp.status_code}")
         try:
             data = resp.json()
             value = data["access_token"]
             if not isinstance(value, str) or not value:
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            raise UpstreamFailure("upstream authentication failed: no access_token in the "
-                                  "identity service's answer") from None
+            raise IdentityServiceDown("upstream authentication failed: no access_token in "
+                                      "the identity service's answer") from None
         expires_in = data.get("expires_in")
-        if not isinstance(expires_in, (int, float)) or expires_in <= 0:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) \
+                or not math.isfinite(expires_in) or expires_in <= 0:
             expires_in = DEFAULT_EXPIRES_IN
         margin = min(300.0, expires_in / 10)
         log.info("fetched SAP token for client %s (jti %s, expires in %ss)",
                  _short(self._key.client_id), str(data.get("jti", ""))[:6], int(expires_in))
-        return Token(value, started + expires_in - margin)
+        return Token(value, started + expires_in - margin, started + expires_in)
 
 
 def _short(client_id: str) -> str:

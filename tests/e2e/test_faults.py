@@ -46,8 +46,10 @@ def fake():
 @pytest.fixture(scope="module")
 def gateway(fake, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("faults")
+    # The deadline is shorter than the first-event wait, as with the defaults (20 s vs 60 s):
+    # a deployment that times out still gets a successor.
     config = gateway_config(fake, workdir, stream_idle_timeout=1.5, first_event_timeout=1.0,
-                            failover_deadline=10)
+                            failover_deadline=0.5)
     server = Gateway(config, workdir)
     yield server
     server.stop()

@@ -62,3 +62,21 @@ def test_cooldowns_are_capped_and_cleared_on_success():
     assert balancer.seconds_until_free(pool) == 0
     balancer.recovered(pool[0])
     assert balancer.order(MODEL, pool)[1] == []
+
+
+def test_throttled_and_failed_cooldowns_are_told_apart():
+    clock = Clock()
+    balancer, pool = Balancer(clock), targets("a", "b")
+    balancer.cool_down(pool[0], 10, throttled=True)
+    balancer.cool_down(pool[1], 10)
+    assert balancer.throttled(pool[0]) and not balancer.throttled(pool[1])
+    clock.now += 11
+    assert not balancer.throttled(pool[0])
+    balancer.cool_down(pool[0], 5, throttled=True)
+    balancer.recovered(pool[0])
+    assert not balancer.throttled(pool[0])
+
+
+def test_an_affinity_key_with_a_lone_surrogate_still_orders():
+    balancer, pool = Balancer(Clock()), targets("a", "b")
+    assert len(balancer.order(MODEL, pool, "\ud800 session")[0]) == 2

@@ -111,3 +111,39 @@ def test_unreachable_identity_service_is_bad_gateway():
         mock.add(responses.POST, TOKEN_URL, body=requests.ConnectionError("down"))
         with pytest.raises(BadGateway):
             tokens.token()
+
+
+def test_a_token_inside_its_margin_is_used_while_the_identity_service_fails():
+    clock = Clock()
+    tokens = provider(clock)
+    with responses.RequestsMock() as mock:
+        register_token(mock, expires_in=1000)  # refresh due after 900 s, expires at 1000 s
+        assert tokens.token() == "tok-1"
+        clock.now += 950
+        mock.replace(responses.POST, TOKEN_URL, status=503, body="down")
+        assert tokens.token() == "tok-1"  # the refresh failed: the old token still works
+        assert tokens.token() == "tok-1"  # (the failure is remembered: no second fetch)
+        assert token_calls(mock) == 2
+        clock.now += 60  # now past its real expiry
+        with pytest.raises(BadGateway, match="identity service"):
+            tokens.token()
+        tokens_after_revocation = provider(clock)
+        mock.replace(responses.POST, TOKEN_URL, json={"access_token": "t", "expires_in": 1000})
+        first = tokens_after_revocation.token()
+        tokens_after_revocation.invalidate(first)  # SAP said 401: never fall back to it
+        mock.replace(responses.POST, TOKEN_URL, status=503, body="down")
+        with pytest.raises(BadGateway):
+            tokens_after_revocation.token()
+
+
+@pytest.mark.parametrize("expires_in", ["Infinity", "NaN", "-5", "true", '"soon"'])
+def test_an_odd_expires_in_falls_back_to_an_hour(expires_in):
+    clock = Clock()
+    tokens = provider(clock)
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, TOKEN_URL,
+                 body='{"access_token": "tok", "expires_in": %s}' % expires_in)
+        assert tokens.token() == "tok"
+        clock.now += 3600 - 300 - 1
+        assert tokens.token() == "tok"
+        assert token_calls(mock) == 1
