@@ -200,14 +200,24 @@ _HOST = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:hana\.ondemand\.com|ondemand\.com
                    r"azure\.com|googleapis\.com|sap\.com)\b")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_THROTTLE = re.compile(r"(?i)throttl|too many|rate limit|rate-limit|quota")
+# Bedrock/Azure wording, and Gemini's RESOURCE_EXHAUSTED / UNAVAILABLE statuses.
+_THROTTLE = re.compile(r"(?i)throttl|too many|rate limit|rate-limit|quota|resource_exhausted")
 _OVERLOAD = re.compile(r"(?i)overloaded|serviceunavailable|service unavailable|modelnotready|"
-                       r"not ready|capacity")
+                       r"not ready|capacity|\bunavailable\b")
 # Bedrock "Input is too long for requested model.", Anthropic "prompt is too long", Azure
 # "maximum context length", Gemini "exceeds the maximum number of tokens"; not a field's
 # "String too long", which is an ordinary validation error.
 _TOO_LONG = re.compile(r"(?i)(?:input|prompt) is too long|context length|context window|"
                        r"input length|maximum number of tokens|too many input tokens")
+
+
+def failed_start(text: str, model: str, retry_after: int) -> GatewayError:
+    """The error of a stream whose first event was an error (``text``: that event)."""
+    if _THROTTLE.search(text):
+        return RateLimited(f"SAP AI Core throttled {model}", retry_after=retry_after)
+    if _OVERLOAD.search(text):
+        return Overloaded(f"SAP AI Core is overloaded for {model}", retry_after=retry_after)
+    return Overloaded(f"SAP AI Core stream of {model} failed before it started")
 
 
 def redact(text: str) -> str:

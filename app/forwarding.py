@@ -31,9 +31,9 @@ from typing import Protocol
 import requests
 
 from app.errors import (BadGateway, GatewayError, GatewayTimeout, IdentityServiceDown,
-                        IdentityServiceRefused, NotFound, Overloaded, RateLimited, from_upstream)
+                        IdentityServiceRefused, NotFound, Overloaded, RateLimited, failed_start,
+                        from_upstream)
 from app.runtime import Runtime
-from app.translate.bedrock_stream import classify_error
 from app.upstream.deployments import Target
 from app.upstream.events import END, TIMEOUT, EventDecoder, EventSource
 from app.wire.jsoncodec import loads
@@ -187,11 +187,8 @@ def _raise_for_status(rt: Runtime, resp: requests.Response, client_model: str) -
 
 def _raise_for_first_event(data: str, client_model: str) -> None:
     """A stream whose first event is an error (e.g. throttling) fails over like a 429/5xx."""
-    if classify_error(data) == "overloaded_error":
-        raise Failed(RateLimited(f"SAP AI Core throttled {client_model}",
-                                 retry_after=int(THROTTLE_COOLDOWN)), THROTTLE_COOLDOWN)
-    raise Failed(Overloaded(f"SAP AI Core stream of {client_model} failed before it started"),
-                 FAILURE_COOLDOWN)
+    error = failed_start(data, client_model, int(THROTTLE_COOLDOWN))
+    raise Failed(error, THROTTLE_COOLDOWN if isinstance(error, RateLimited) else FAILURE_COOLDOWN)
 
 
 def _final_error(rt: Runtime, failures: list[GatewayError], targets: tuple[Target, ...],

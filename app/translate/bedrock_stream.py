@@ -78,7 +78,8 @@ _PREFIX = {name: b"event: " + name.encode("ascii") + b"\ndata: " for name in _KN
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 _EVENT_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 
-_OVERLOAD_RE = re.compile(r"throttl|too many|rate[ _-]?limit|overload|service ?unavailable", re.IGNORECASE)
+_OVERLOAD_RE = re.compile(r"throttl|too many|rate[ _-]?limit|overload|service ?unavailable|"
+                          r"resource_exhausted|\bunavailable\b", re.IGNORECASE)
 _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 _INDEX_RE = re.compile(r'("index"\s*:\s*)-?\d+')
 _MAX_MESSAGE = 1000

@@ -80,3 +80,21 @@ def test_render_both_dialects():
     body, status, _ = errors.render(errors.Overloaded("busy"), errors.OPENAI, "req_1")
     assert status == 503
     assert json.loads(body)["error"]["type"] == "service_unavailable_error"
+
+
+@pytest.mark.parametrize("event,cls", [
+    ('{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+     errors.Overloaded),
+    ('{"type":"error","message":"ThrottlingException: Too many requests"}', errors.RateLimited),
+    ('{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}',
+     errors.RateLimited),
+    ('{"error":{"code":503,"message":"The model is busy","status":"UNAVAILABLE"}}',
+     errors.Overloaded),
+    ('{"error":{"code":"rate_limit_exceeded","message":"Rate limit reached"}}', errors.RateLimited),
+    ('{"type":"error","error":{"type":"api_error","message":"boom"}}', errors.Overloaded),
+])
+def test_a_failed_first_event_is_classified_in_every_dialect(event, cls):
+    error = errors.failed_start(event, "m", 5)
+    assert type(error) is cls
+    if cls is errors.RateLimited:
+        assert error.retry_after == 5
