@@ -43,6 +43,14 @@ ACCESS_TEXT = ("%s %s %s %s key=%s session=%s model=%s sap_model=%s deployment=%
 USER_AGENT_MAX = 200
 
 
+def _token(value: Any) -> Any:
+    """A client-supplied value as one token of the text line: control characters (a forged
+    second line), spaces and other unprintables escaped; printable text as it is."""
+    if isinstance(value, str) and (not value.isprintable() or " " in value):
+        return value.encode("unicode_escape").decode("ascii").replace(" ", "\\x20")
+    return value
+
+
 class RequestRecord:
     __slots__ = ("request_id", "method", "path", "route", "started", "ended", "key_label",
                  "session_id", "model", "sap_model", "deployment", "stream", "status", "usage",
@@ -98,8 +106,8 @@ class RequestRecord:
         if log.isEnabledFor(level):
             usage = self.usage or {}
             log.log(level, ACCESS_TEXT,
-                    self.request_id, self.method, self.path, self.status, self.key_label,
-                    self.session_id, self.model, self.sap_model, self.deployment,
+                    self.request_id, self.method, _token(self.path), self.status, self.key_label,
+                    _token(self.session_id), _token(self.model), self.sap_model, self.deployment,
                     int(self.stream), usage.get("input_tokens", 0), usage.get("output_tokens", 0),
                     usage.get("cache_read_input_tokens", 0),
                     usage.get("cache_creation_input_tokens", 0), self.ttfe_ms(),

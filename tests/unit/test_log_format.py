@@ -63,6 +63,16 @@ def test_text_line_is_the_readable_format(captured):
     assert "10.1.2.3" not in line  # the text line keeps its historical fields
 
 
+def test_client_values_cannot_forge_a_second_text_line(captured):
+    out = captured("text")
+    forged = "x\n2026-12-04T00:00:00+0000 [1] INFO gateway.access: req_fake GET / 200 key=admin"
+    finished_record(model=forged, path="/v1/models\nFORGED", session_id="a b\u2028c")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "req_fake" in lines[0] and "key=team-a" in lines[0]
+    assert "model=x\\n2026-12-04T00:00:00+0000\\x20[1]" in lines[0]
+    assert "POST /v1/models\\nFORGED 200" in lines[0] and "session=a\\x20b\\u2028c" in lines[0]
+
+
 def test_json_line_has_every_field_plus_client_address_and_agent(captured):
     out = captured("json")
     finished_record()
