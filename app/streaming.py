@@ -5,14 +5,19 @@ generator waits on it with the ping interval as timeout, so a silent upstream (l
 thinking, prefill of a big prompt) still produces ``event: ping`` bytes that keep
 idle watchdogs and proxies happy. Each upstream chunk becomes at most one client
 write, sent as soon as it arrives. When the client goes away, gunicorn closes the
-generator and the ``finally`` cuts the upstream connection at once. After the first
-byte, failures are reported in-band by the translator, never as a silent cut.
+generator at the next write and the ``finally`` cuts the upstream connection at once;
+while the upstream is silent (a model thinking for minutes) there is no write to fail,
+so a :class:`ClientWatch` waits on the client's socket and cuts the upstream the moment
+the client hangs up. After the first byte, failures are reported in-band by the
+translator, never as a silent cut.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, Protocol
+import socket
+import threading
+from typing import Callable, Iterable, Iterator, Protocol
 
 from flask import Response
 
@@ -81,6 +86,40 @@ class AdaptedStream:
         return self.inner.error_event(error_type, message)
 
 
+class ClientWatch:
+    """Calls ``on_gone`` when the client closes its connection while a stream is relayed.
+
+    A reader of its own (a greenlet in gunicorn's gevent workers) waits on a duplicate of
+    the client's socket for one byte with ``MSG_PEEK``: nothing is consumed, so the
+    connection stays usable for keep-alive. End of file (or a reset) means the client is
+    gone; any bytes (a pipelined request) end the watch quietly. :meth:`stop` closes the
+    duplicate, which wakes the reader; the client's own socket is untouched.
+    """
+
+    __slots__ = ("_sock", "_on_gone", "_stopped")
+
+    def __init__(self, client: socket.socket, on_gone: Callable[[], None]) -> None:
+        self._sock = client.dup()
+        self._on_gone = on_gone
+        self._stopped = False
+        threading.Thread(target=self._watch, daemon=True, name="client-watch").start()
+
+    def _watch(self) -> None:
+        try:
+            data = self._sock.recv(1, socket.MSG_PEEK)
+        except OSError as exc:  # reset by the client, or our own stop()
+            data = b""
+        if not data and not self._stopped:
+            self._on_gone()
+
+    def stop(self) -> None:
+        self._stopped = True
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
 def sse_response(body: Iterator[bytes], headers: dict) -> Response:
     resp = Response(body, status=200, mimetype="text/event-stream")
     resp.headers.update(SSE_HEADERS)
@@ -90,11 +129,19 @@ def sse_response(body: Iterator[bytes], headers: dict) -> Response:
 
 def relay(source: EventSource, translator: StreamTranslator, record: RequestRecord, *,
           ping_interval: float, pending: Iterable[SSEEvent] = (),
-          ping: bytes = ANTHROPIC_PING) -> Iterator[bytes]:
+          ping: bytes = ANTHROPIC_PING, client: socket.socket | None = None) -> Iterator[bytes]:
     """Yield client bytes for the upstream's SSE events until done, failure or disconnect.
 
-    ``pending`` are events already read before the response was committed.
+    ``pending`` are events already read before the response was committed; ``client`` is
+    the client's socket (``gunicorn.socket``), watched for a hang-up while nothing is written.
     """
+    watch = None
+    if client is not None:
+        def gone() -> None:
+            record.error_type = "client_gone"
+            source.cut()
+
+        watch = ClientWatch(client, gone)
     try:
         batch: object = list(pending)
         while True:
@@ -103,6 +150,8 @@ def relay(source: EventSource, translator: StreamTranslator, record: RequestReco
                     return  # message_stop relayed; the upstream just did not hang up
                 yield ping
             elif batch is END:
+                if record.error_type == "client_gone":
+                    return  # the watch cut the upstream: nobody is left to tell
                 if source.error is not None and not translator.done:
                     log.warning("upstream stream of %s broke: %s", record.deployment,
                                 type(source.error).__name__)
@@ -123,7 +172,13 @@ def relay(source: EventSource, translator: StreamTranslator, record: RequestReco
                     return
             # after message_stop, drain briefly so a fully read connection can be reused
             batch = source.next(END_GRACE_SECONDS if translator.done else ping_interval)
+    except GeneratorExit:  # gunicorn closed the generator: a write to the client failed
+        if record.error_type == "-":
+            record.error_type = "client_gone"
+        raise
     finally:
+        if watch is not None:
+            watch.stop()
         source.abort()
         record.usage = translator.usage
         if translator.failed and record.error_type == "-":

@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, request
 
 from app import errors
 from app.budget import check_budget
@@ -78,7 +78,8 @@ def create_chat_completion() -> Response:
             include_usage=chat.include_usage))
         return sse_response(relay(exchange.source, translator, record,
                                   ping_interval=rt.settings.ping_interval,
-                                  pending=exchange.pending, ping=PING), extra)
+                                  pending=exchange.pending, ping=PING,
+                                  client=request.environ.get("gunicorn.socket")), extra)
     message = whole_message(call, chat.model, record)
     completion = completion_from_message(message, model=chat.model,
                                          completion_id=completion_id, created=created)
@@ -109,7 +110,8 @@ def _gpt_chat(rt: Runtime, record: RequestRecord, raw: dict, sap_model: str) -> 
         translator = ChatPassthroughStream(model=client_model, include_usage=include_usage)
         return sse_response(relay(exchange.source, translator, record,
                                   ping_interval=rt.settings.ping_interval,
-                                  pending=exchange.pending, ping=PING), extra)
+                                  pending=exchange.pending, ping=PING,
+                                  client=request.environ.get("gunicorn.socket")), extra)
     completion, usage = completion_for_client(read_json(exchange.response), model=client_model)
     record.usage = usage
     record.mark_first_event()

@@ -54,7 +54,8 @@ def create_message() -> Response:
         translator = call.stream_translator(BedrockToAnthropicStream(model=body["model"]))
         return sse_response(relay(exchange.source, translator, record,
                                   ping_interval=rt.settings.ping_interval,
-                                  pending=exchange.pending), extra)
+                                  pending=exchange.pending,
+                                  client=request.environ.get("gunicorn.socket")), extra)
     message = whole_message(call, body["model"], record)
     return Response(dumps(message), mimetype="application/json", headers=extra)
 

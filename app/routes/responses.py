@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, request
 
 from app import errors
 from app.backends import open_pivot
@@ -71,7 +71,8 @@ def create_response() -> Response:
             ResponsesStream(req.model, response_id, created_at, req))
         return sse_response(relay(exchange.source, translator, record,
                                   ping_interval=rt.settings.ping_interval,
-                                  pending=exchange.pending, ping=PING), extra)
+                                  pending=exchange.pending, ping=PING,
+                                  client=request.environ.get("gunicorn.socket")), extra)
     message = whole_message(call, req.model, record)
     answer = response_from_message(message, model=req.model, response_id=response_id,
                                    created_at=created_at, request=req)

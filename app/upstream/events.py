@@ -114,6 +114,16 @@ class EventSource:
             if timeout <= 0:
                 return TIMEOUT
 
+    def cut(self) -> None:
+        """Shut the upstream connection down from outside the consumer (another greenlet):
+        a wait in :meth:`next` wakes at once and ends the stream; :meth:`abort` cleans up."""
+        sock = self._body.sock if self._body is not None else _socket_of(self.upstream)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def abort(self) -> None:
         """Cut the upstream connection now (client gone, failover, or a reported failure)."""
         if self.ended:

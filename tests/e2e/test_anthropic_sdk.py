@@ -128,3 +128,26 @@ def test_one_usage_line_per_request_and_no_secrets_in_logs(gateway, client, fake
     assert "sap_model=anthropic--claude-4.5-sonnet" in everything
     for secret in (GATEWAY_KEY, fake.client_secret, "tok-1", "tok-2"):
         assert secret not in everything
+
+
+def test_a_client_hanging_up_during_a_silence_is_noticed_at_once(gateway, fake):
+    """No write fails while the upstream is silent (pings every 1 s here, none for the first
+    second): the gateway watches the client's socket, cuts the upstream and writes its line."""
+    fake.reset()
+    fake.script("d-sonnet", Step(gap_after_event=(2, 5.0)))
+    with requests.post(gateway.url + "/v1/messages", stream=True, timeout=30,
+                       headers={"x-api-key": GATEWAY_KEY, "X-Request-Id": "hangup-probe-1"},
+                       json={"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": True,
+                             "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        chunks = resp.iter_content(chunk_size=None)  # kept: a dropped one closes at once
+        next(chunks)
+        time.sleep(0.3)  # inside the upstream's silence
+        assert not any("hangup-probe-1" in l for l in gateway.output().splitlines())
+        hung_up = time.monotonic()
+    deadline = hung_up + 5
+    line = None
+    while line is None and time.monotonic() < deadline:
+        line = next((l for l in gateway.output().splitlines() if "hangup-probe-1" in l), None)
+        time.sleep(0.02)
+    assert line is not None and time.monotonic() - hung_up < 0.9, line
+    assert "error=client_gone" in line

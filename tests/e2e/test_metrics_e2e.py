@@ -166,7 +166,9 @@ def test_in_flight_follows_a_stream_and_survives_a_killed_worker(gw, fake):
                          json={"model": SONNET, "max_tokens": 50, "stream": True,
                                "messages": [{"role": "user", "content": "hi"}]})
     try:
-        next(held.iter_content(chunk_size=None))
+        # keep the iterator: a dropped one makes urllib3 close the connection at once
+        chunks = held.iter_content(chunk_size=None)
+        next(chunks)
         before = scrape(gw)
         assert get(before, "gateway_streams_in_flight") == 1, gw.output()[-3000:]
         workers = worker_pids(gw.proc.pid)
