@@ -24,7 +24,7 @@ from bench import report
 from bench.procs import GATEWAY_KEY, ROOT
 from bench.stats import percentile
 
-DEFAULT_BODY = ROOT.parent / "shared" / "fixtures" / "claude-code" / "2.1.332" / "no_toolsearch.jsonl"
+DEFAULT_BODY = ROOT / "tests" / "fixtures" / "claude-code" / "2.1.332" / "no_toolsearch.jsonl"
 
 
 def timed(fn, runs: int, warmup: int = 20) -> list[float]:

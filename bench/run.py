@@ -35,7 +35,7 @@ from bench import procs, report  # noqa: E402
 from bench.client import Conn, build_request, perf  # noqa: E402
 from bench.stats import diff, median, ms, percentile  # noqa: E402
 
-FIXTURE_DIR = procs.ROOT.parent / "shared" / "fixtures" / "claude-code" / "2.1.332"
+FIXTURE_DIR = procs.ROOT / "tests" / "fixtures" / "claude-code" / "2.1.332"  # copies of ../shared
 DEFAULT_CC_BODY = FIXTURE_DIR / "no_toolsearch.jsonl"
 BEDROCK_VERSION = "bedrock-2023-05-31"
 RESULTS_DIR = procs.ROOT / "bench" / "results"
