@@ -107,7 +107,7 @@ class ClientWatch:
     def _watch(self) -> None:
         try:
             data = self._sock.recv(1, socket.MSG_PEEK)
-        except OSError as exc:  # reset by the client, or our own stop()
+        except OSError:  # reset by the client, or our own stop()
             data = b""
         if not data and not self._stopped:
             self._on_gone()
