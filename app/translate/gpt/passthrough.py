@@ -26,11 +26,10 @@ Pure: stdlib, ``app.wire`` and ``app.translate`` only; all state on the instance
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Optional, Tuple
 
 from app.translate.bedrock_stream import USAGE_KEYS, classify_error, clean_error_message
-from app.translate.gpt.response import usage_from_chat
+from app.translate.gpt.response import ChunkFailure, read_chunk, usage_from_chat
 from app.translate.openai.chat_stream import DONE, openai_error_chunk
 from app.wire.jsoncodec import dumps_str
 from app.wire.sse import encode_data
@@ -70,17 +69,11 @@ class ChatPassthroughStream:
                 return self._fail(EOF_MESSAGE, "overloaded_error")
             return self._done()
         try:
-            chunk = json.loads(data)
-        except ValueError:
-            if not data.strip():
-                return b""
-            if data.lstrip()[:1] in ("{", "["):
-                return self._fail("Upstream stream failed: malformed JSON event", "api_error")
-            return self._fail("Upstream stream failed: " + data[:300])
-        if not isinstance(chunk, dict):
-            return self._fail("Upstream stream failed: unexpected event", "api_error")
-        if chunk.get("error") is not None:
-            return self._on_error(chunk["error"])
+            chunk = read_chunk(data)
+        except ChunkFailure as failure:
+            return self._fail(failure.message, failure.error_type)
+        if chunk is None:
+            return b""
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage_from_chat(usage)
@@ -122,18 +115,6 @@ class ChatPassthroughStream:
             return encode_data(data.replace(old, self._new_model, 1))
         chunk["model"] = self.model
         return encode_data(dumps_str(chunk))
-
-    def _on_error(self, error: Any) -> bytes:
-        name, message = "", ""
-        if isinstance(error, dict):
-            name = " ".join(str(error[k]) for k in ("code", "type") if error.get(k))
-            message = error.get("message") or ""
-        elif isinstance(error, str):
-            message = error
-        if not isinstance(message, str):
-            message = dumps_str(message)
-        text = message or ("Upstream stream failed: " + (name or "unknown error"))
-        return self._fail(text, classify_error(name + " " + text))
 
     def _done(self) -> bytes:
         self.done = True

@@ -32,17 +32,60 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.translate.bedrock_stream import classify_error
 from app.translate.sanitize import safe_tool_id
+from app.wire.jsoncodec import dumps_str
 
 __all__ = [
+    "ChunkFailure",
     "GptResponseError",
     "STOP_REASONS",
     "anthropic_tool_id",
     "message_from_chat_completion",
+    "read_chunk",
     "stop_reason_for",
     "tool_input",
     "usage_from_chat",
 ]
+
+class ChunkFailure(Exception):
+    """A streamed Azure chunk that ends the stream: ``message`` and the Anthropic error
+    ``error_type`` (``None``: classify the message) for the reader's own failure frames."""
+
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+
+
+def read_chunk(data: str) -> dict | None:
+    """One ``data:`` of an Azure chat stream (not ``[DONE]``) as its chunk object; ``None``
+    for a blank one. Raises :class:`ChunkFailure` for what is not a chunk, and for an
+    ``error`` chunk (its wording kept)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        if not data.strip():
+            return None
+        if data.lstrip()[:1] in ("{", "["):
+            raise ChunkFailure("Upstream stream failed: malformed JSON event", "api_error")
+        raise ChunkFailure("Upstream stream failed: " + data[:300])
+    if not isinstance(chunk, dict):
+        raise ChunkFailure("Upstream stream failed: unexpected event", "api_error")
+    error = chunk.get("error")
+    if error is not None:
+        name, message = "", ""
+        if isinstance(error, dict):
+            name = " ".join(str(error[k]) for k in ("code", "type") if error.get(k))
+            message = error.get("message") or error.get("Message") or ""
+        elif isinstance(error, str):
+            message = error
+        if not isinstance(message, str):
+            message = dumps_str(message)
+        text = message or ("Upstream stream failed: " + (name or "unknown error"))
+        raise ChunkFailure(text, classify_error(name + " " + text))
+    return chunk
+
 
 #: Azure ``finish_reason`` -> Anthropic ``stop_reason``; anything else is ``end_turn``.
 STOP_REASONS = {

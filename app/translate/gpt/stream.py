@@ -36,11 +36,11 @@ Pure: stdlib, ``app.wire`` and ``app.translate`` only; all state on the instance
 
 from __future__ import annotations
 
-import json
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from app.translate.bedrock_stream import USAGE_KEYS, classify_error, clean_error_message
-from app.translate.gpt.response import anthropic_tool_id, stop_reason_for, usage_from_chat
+from app.translate.gpt.response import (ChunkFailure, anthropic_tool_id, read_chunk,
+                                       stop_reason_for, usage_from_chat)
 from app.wire.jsoncodec import dumps_str
 
 __all__ = ["ChatChunksToAnthropic"]
@@ -90,17 +90,11 @@ class ChatChunksToAnthropic:
             self._closed = True  # ended without finish_reason: the client side reports it
             return []
         try:
-            chunk = json.loads(data)
-        except ValueError:
-            if not data.strip():
-                return []
-            if data.lstrip()[:1] in ("{", "["):
-                return self._fail("Upstream stream failed: malformed JSON event", "api_error")
-            return self._fail("Upstream stream failed: " + data[:300])
-        if not isinstance(chunk, dict):
-            return self._fail("Upstream stream failed: unexpected event", "api_error")
-        if chunk.get("error") is not None:
-            return self._on_error(chunk["error"])
+            chunk = read_chunk(data)
+        except ChunkFailure as failure:
+            return self._fail(failure.message, failure.error_type)
+        if chunk is None:
+            return []
         out: List[str] = []
         if not self._started:
             out.append(self._message_start())
@@ -197,18 +191,6 @@ class ChatChunksToAnthropic:
             self._chars += len(arguments)
             out.append(self._block_delta({"type": "input_json_delta", "partial_json": arguments}))
         return out
-
-    def _on_error(self, error: Any) -> List[str]:
-        name, message = "", ""
-        if isinstance(error, dict):
-            name = " ".join(str(error[k]) for k in ("code", "type") if error.get(k))
-            message = error.get("message") or error.get("Message") or ""
-        elif isinstance(error, str):
-            message = error
-        if not isinstance(message, str):
-            message = dumps_str(message)
-        text = message or ("Upstream stream failed: " + (name or "unknown error"))
-        return self._fail(text, classify_error(name + " " + text))
 
     # -- blocks and the end ----------------------------------------------------------------
 
