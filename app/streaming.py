@@ -7,9 +7,14 @@ idle watchdogs and proxies happy. Each upstream chunk becomes at most one client
 write, sent as soon as it arrives. When the client goes away, gunicorn closes the
 generator at the next write and the ``finally`` cuts the upstream connection at once;
 while the upstream is silent (a model thinking for minutes) there is no write to fail,
-so a :class:`ClientWatch` waits on the client's socket and cuts the upstream the moment
-the client hangs up. After the first byte, failures are reported in-band by the
-translator, never as a silent cut.
+so once a silence lasts ``WATCH_AFTER_SECONDS`` a :class:`ClientWatch` waits on the
+client's socket and cuts the upstream the moment the client hangs up. A stream that never
+pauses that long (most of them) costs no watcher. After the first byte, failures are
+reported in-band by the translator, never as a silent cut.
+
+The relay does not finish the request's record: the response's close does (see
+``app.routes._finish_record``), after the server wrote the last byte, so the access
+line, the usage line and the metrics are not on the client's path.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
 # After message_stop, how long to wait for the upstream to end before cutting it.
 END_GRACE_SECONDS = 1.0
+# A silence this long starts watching the client's socket for a hang-up.
+WATCH_AFTER_SECONDS = 0.2
 
 
 class StreamTranslator(Protocol):
@@ -134,14 +141,24 @@ def relay(source: EventSource, translator: StreamTranslator, record: RequestReco
 
     ``pending`` are events already read before the response was committed; ``client`` is
     the client's socket (``gunicorn.socket``), watched for a hang-up while nothing is written.
+    The caller finishes ``record`` once the response is closed; the relay fills it in.
     """
-    watch = None
-    if client is not None:
-        def gone() -> None:
-            record.error_type = "client_gone"
-            source.cut()
+    watch: ClientWatch | None = None
 
-        watch = ClientWatch(client, gone)
+    def gone() -> None:
+        record.error_type = "client_gone"
+        source.cut()
+
+    def next_batch(timeout: float) -> object:
+        nonlocal watch
+        if watch is None and client is not None and timeout > WATCH_AFTER_SECONDS:
+            got = source.next(WATCH_AFTER_SECONDS)
+            if got is not TIMEOUT:
+                return got
+            watch = ClientWatch(client, gone)  # a silence: nothing written can fail now
+            timeout -= WATCH_AFTER_SECONDS
+        return source.next(timeout)
+
     try:
         batch: object = list(pending)
         while True:
@@ -171,7 +188,8 @@ def relay(source: EventSource, translator: StreamTranslator, record: RequestReco
                 if translator.failed:
                     return
             # after message_stop, drain briefly so a fully read connection can be reused
-            batch = source.next(END_GRACE_SECONDS if translator.done else ping_interval)
+            batch = source.next(END_GRACE_SECONDS) if translator.done else \
+                next_batch(ping_interval)
     except GeneratorExit:  # gunicorn closed the generator: a write to the client failed
         if record.error_type == "-":
             record.error_type = "client_gone"
@@ -183,4 +201,3 @@ def relay(source: EventSource, translator: StreamTranslator, record: RequestReco
         record.usage = translator.usage
         if translator.failed and record.error_type == "-":
             record.error_type = "stream_error"
-        record.finish(200)

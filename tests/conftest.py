@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import responses
+from flask import Flask
+from flask.testing import FlaskClient
 
 from app import create_app, runtime
 from tests import secret_scan
@@ -27,6 +29,19 @@ def app(settings, upstream):
     application = create_app(settings)
     yield application
     runtime.install(None)
+
+
+class ServerLikeClient(FlaskClient):
+    """Reads the whole answer and closes it, as gunicorn does after writing the last byte
+    (that close is what finishes a request's record); ``buffered=False`` keeps a stream open
+    for a test that reads it bit by bit and closes it itself."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = ServerLikeClient  # every test's client, however it was made
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 Every request gets a request id, returned in ``request-id`` and ``x-request-id``:
 the client's own ``X-Request-Id`` when it is a short safe token (at most 64 of
 ``[A-Za-z0-9._-]``, and not one of the client keys), else a new ``req_…``. Its
-:class:`RequestRecord` is finished once: in ``after_request`` for a whole answer,
-when the relay ends for a stream (counted in ``gateway_streams_in_flight`` until
-then; ``call_on_close`` finishes a stream the server never started). API blueprints
+:class:`RequestRecord` is finished once, by ``call_on_close``: when the server closes
+the response after its last byte (or without iterating it at all), so the access line,
+usage line and metrics are off the client's path. A stream is counted in
+``gateway_streams_in_flight`` until then. API blueprints
 authenticate in ``before_request``. Every error, ours or Werkzeug's, leaves through
 :func:`_render_error` as JSON in the caller's dialect: OpenAI routes get OpenAI
 error bodies, everything else Anthropic ones.
@@ -85,13 +86,12 @@ def _finish_record(response: Response) -> Response:
         response.headers["x-request-id"] = record.request_id
         if record.repairs:
             response.headers["x-gateway-repairs"] = ",".join(record.repairs)
-        if not response.is_streamed:
-            record.finish(response.status_code)
-        elif not (record.in_flight or record.finished):
+        if not record.finished:
             record.status = response.status_code
-            record.in_flight = True
-            gateway_metrics.stream_started()
-            response.call_on_close(record.finish)
+            if response.is_streamed and not record.in_flight:
+                record.in_flight = True
+                gateway_metrics.stream_started()
+            response.call_on_close(record.finish)  # after the server wrote the last byte
     return response
 
 

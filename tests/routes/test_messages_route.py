@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import responses
@@ -270,3 +271,17 @@ def test_requests_are_spread_over_a_models_deployments(tmp_path, upstream, auth_
             assert len(upstream_calls(upstream, deployment_url(dep) + "/invoke")) == 2
     finally:
         runtime.install(None)
+
+
+def test_a_stream_is_logged_once_the_server_closes_it(client, upstream, auth_headers, caplog):
+    """The access line (and usage, metrics) is written when the server closes the response,
+    after its last byte, not while the client still waits for that byte."""
+    upstream.add(responses.POST, STREAM, body=bedrock_stream())
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        resp = client.post("/v1/messages", json=simple_body(stream=True), headers=auth_headers,
+                           buffered=False)
+        assert b"event: message_stop" in resp.get_data()
+        assert not [r for r in caplog.records if r.name == "gateway.access"]
+        resp.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert " 200 " in line and "in=12 out=5" in line and "error=-" in line
