@@ -24,7 +24,7 @@ from app.streaming import sse_response, relay
 from app.translate.bedrock_stream import BedrockToAnthropicStream, message_from_bedrock, \
     usage_from_message
 from app.translate.token_count import estimate_input_tokens
-from app.wire.jsoncodec import dumps
+from app.wire.jsoncodec import dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def read_json_object() -> dict[str, Any]:
         raise errors.InvalidRequest(f"Content-Type must be application/json, not {mimetype}")
     raw = request.get_data(cache=False)
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except RecursionError:
         raise errors.InvalidRequest("request body is nested too deeply") from None
     except ValueError as exc:

@@ -34,7 +34,7 @@ import json
 import re
 from typing import Any, Dict, Optional
 
-from app.wire.jsoncodec import dumps_str
+from app.wire.jsoncodec import dumps_str, loads
 from app.wire.sse import encode_event
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
     "usage_from_message",
 ]
 
-_loads = json.loads
+_loads = loads
 _dumps = dumps_str
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
