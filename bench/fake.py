@@ -8,6 +8,14 @@ and serves until SIGTERM/SIGINT. Differences from the test CLI, all about measur
   during a benchmark. Here only a small counter per kind of path is kept, plus the last
   inference body per URL suffix (so the benchmark can send the direct side exactly what the
   gateway sent).
+* A stream keeps its own pace: event n leaves at its start plus the delays before it
+  (``steady_pace``), as a model server's tokens do, whatever else the machine is doing. The test
+  fake sleeps each delay after the previous write, so on the benchmark's shared cores every
+  scheduling delay of the fake itself (25 per ``llm`` stream) stretched the stream, and the side
+  that loads the machine more (the gateway's) was charged for the fake's slowness.
+* A stream waits between its events with a plain sleep: the test fake's stoppable wait
+  (``Event.wait`` with a timeout) costs a timeout object and a link per event, CPU taken from
+  the gateway on the same cores. Both sides of a benchmark meet the same fake.
 * ``GET /bench/stats`` answers the counters as JSON: ``token_calls`` (``POST /auth/oauth/token``),
   ``inference`` calls per suffix, ``open_streams``, ``max_open_streams``, ``streams_started``,
   ``closed_streams`` (streams the client abandoned), ``requests``.
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     fake.stream_interval = args.interval
     fake.token_delay = args.token_delay
     fake.strict = not args.no_strict
+    fake.pause_stream = _sleep_unless_stopped(fake)
+    fake.steady_pace = True
     bench = BenchFake(fake)
     server = None
     if args.server == "werkzeug":
@@ -179,6 +189,19 @@ def main(argv: list[str] | None = None) -> int:
         fake._stopped.set()  # noqa: SLF001 - open streams end at their next event
         server.stop(timeout=2)
     return 0
+
+
+def _sleep_unless_stopped(fake: FakeAICore):
+    """A stream's wait between events as one plain (gevent) sleep: the test fake's
+    ``Event.wait`` with a timeout costs a timeout object and a link per event, which is CPU
+    taken from the gateway on the shared cores. Stopping the fake ends this process anyway."""
+    stopped = fake._stopped  # noqa: SLF001 - the event FakeAICore.stop() sets
+
+    def pause(seconds: float) -> bool:
+        time.sleep(seconds)
+        return stopped.is_set()
+
+    return pause
 
 
 def serve_gevent(fake: FakeAICore, host: str, port: int):

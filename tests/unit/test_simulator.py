@@ -324,6 +324,30 @@ def test_delays(fake):
     assert first_delta - arrivals[0][0] >= 0.1
 
 
+@pytest.mark.parametrize("steady", [False, True])
+def test_a_steady_pace_does_not_add_up_late_wake_ups(fake, steady):
+    """On a busy machine every wake-up of the fake is late; with ``steady_pace`` the next
+    wait is shortened by that lateness, so the stream keeps its own clock (benchmarks)."""
+    fake.stream_event_count = 6
+    fake.stream_interval = 0.05
+    asked: list[float] = []
+
+    def late(seconds: float) -> bool:
+        asked.append(seconds)
+        time.sleep(seconds + 0.03)
+        return False
+
+    fake.pause_stream = late
+    fake.steady_pace = steady
+    with call(fake, bedrock_body(), sse=True, stream=True) as r:
+        assert b"message_stop" in b"".join(r.iter_content(chunk_size=None))
+    assert len(asked) == 10 and asked[0] == pytest.approx(0.05, abs=0.005)
+    if steady:
+        assert all(a < 0.035 for a in asked[1:]), asked
+    else:
+        assert all(a == 0.05 for a in asked), asked
+
+
 def test_reply_override(fake):
     fake.script("dep1", Step(reply="Custom words."),
                 Step(reply=[{"type": "tool_use", "name": "Read", "input": {"path": "a.py"}}]))
