@@ -113,7 +113,7 @@ class UpstreamClient:
         request.body = payload
         adapter = self.session.get_adapter(url)
         try:
-            return adapter.send(request, stream=stream, verify=self._verify,
+            resp = adapter.send(request, stream=stream, verify=self._verify,
                                 proxies=self._proxies,
                                 timeout=self._stream_timeout if stream else self._timeout)
         except requests.Timeout:
@@ -122,3 +122,7 @@ class UpstreamClient:
             log.warning("cannot reach deployment %s: %s", target.deployment_id,
                         type(exc).__name__)
             raise BadGateway(f"SAP AI Core is unreachable for {target.model}") from None
+        # The body is sent: a stream must not keep it alive through ``resp.request`` for its
+        # whole life (long Claude Code sessions post megabytes; a worker carries ~1,000 streams).
+        resp.request = None
+        return resp
