@@ -27,6 +27,7 @@ EXACT_CASES = [
     b'\xef\xbb\xbf{"bom": true}',  # bytes with a UTF-8 BOM: orjson refuses, the stdlib reads them
     '{"emoji": "\U0001f600", "accents": "\u00e9"}',
     b'  {"spaced" : [ ] }  ',
+    bytearray(b'{"from": "a bytearray"}'),
 ]
 
 
