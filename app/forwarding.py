@@ -155,7 +155,8 @@ def _attempt(rt: Runtime, target: Target, plan: Plan, stream: bool,
     if not stream:
         return Exchange(target, response=resp, repairs=repairs)
     source = EventSource(resp, plan.stream_decoder(),
-                         idle_timeout=rt.settings.stream_idle_timeout)
+                         idle_timeout=rt.settings.stream_idle_timeout,
+                         read_waiter=rt.read_waiter)
     first = source.first_events(rt.settings.first_event_timeout)
     if first is TIMEOUT:
         source.abort()

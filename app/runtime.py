@@ -25,6 +25,7 @@ from app.translate.profiles import ModelProfile, profile_for
 from app.upstream.balancer import Balancer
 from app.upstream.client import UpstreamClient, build_session
 from app.upstream.deployments import DeploymentRegistry
+from app.upstream.events import ReadWaiterFactory
 from app.upstream.oauth import TokenProvider
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,12 @@ FIRST_DISCOVERY_WAIT_SECONDS = 30.0
 class Runtime:
     builds = 0  # how many Runtime objects this process built (tests assert on it)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, read_waiter: ReadWaiterFactory | None = None) -> None:
+        """``read_waiter``: how upstream streams wait for their socket (the server's; see
+        ``app.upstream.events``), else the socket's own timeout."""
         Runtime.builds += 1
         self.settings = settings
+        self.read_waiter = read_waiter
         self.session = build_session(settings.upstream_pool_size, settings.ca_bundle)
         token_timeout = (settings.token_connect_timeout, settings.token_read_timeout)
         self.token_providers: dict[str, TokenProvider] = {}
@@ -111,14 +115,16 @@ _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
 
-def init_worker(settings: Settings | None = None) -> Runtime:
-    """Build this worker's runtime (gunicorn ``post_worker_init``)."""
+def init_worker(settings: Settings | None = None, *,
+                read_waiter: ReadWaiterFactory | None = None) -> Runtime:
+    """Build this worker's runtime (gunicorn ``post_worker_init``, which passes the gevent
+    worker's ``read_waiter``)."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:
             settings = settings or worker_settings()
             configure_logging(settings.log_level, settings.log_format)
-            _runtime = Runtime(settings)
+            _runtime = Runtime(settings, read_waiter)
             _runtime.start()
         return _runtime
 

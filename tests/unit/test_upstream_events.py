@@ -1,9 +1,16 @@
 """EventSource against a scripted loopback HTTP server: events as they arrive, timeouts that
-keep the stream intact, the idle limit, broken bodies, abort, and connection reuse."""
+keep the stream intact, the idle limit, broken bodies, abort, and connection reuse.
+
+Every test runs twice: waiting with the socket's own timeout, and with a read waiter (a
+``select`` one here; under gevent, the gevent workers' ``GeventReadWaiter`` from
+``gunicorn.conf.py``)."""
 
 from __future__ import annotations
 
 import gzip
+import os
+import runpy
+import select
 import shutil
 import socket
 import ssl
@@ -29,6 +36,35 @@ def chunk(data: bytes) -> bytes:
 
 
 LAST = b"0\r\n\r\n"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class SelectWaiter:
+    """A ReadWaiter without gevent: ``select`` on the socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def wait(self, timeout: float) -> bool:
+        return bool(select.select([self.sock], [], [], timeout)[0])
+
+    def close(self) -> None:
+        pass
+
+
+def read_waiter_under_test():
+    if os.environ.get("EVENTS_TEST_GEVENT_WAITER"):
+        return runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))["GeventReadWaiter"]
+    return SelectWaiter
+
+
+READ_WAITER = None  # set per test by the ``waiting`` fixture
+
+
+@pytest.fixture(autouse=True, params=["by_socket_timeout", "by_read_waiter"])
+def waiting(request, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "READ_WAITER",
+                        read_waiter_under_test() if request.param == "by_read_waiter" else None)
 
 
 class ScriptedServer:
@@ -114,7 +150,7 @@ def session():
 def open_source(session, server, read_timeout=5.0) -> EventSource:
     resp = session.post(server.url, data=b"{}", stream=True, timeout=(2, read_timeout))
     assert resp.status_code == 200
-    return EventSource(resp)
+    return EventSource(resp, read_waiter=READ_WAITER)
 
 
 def drain(source, timeout=2.0):
@@ -298,11 +334,30 @@ def test_a_trickle_that_completes_no_event_does_not_extend_the_first_event_wait(
 
 def test_under_gevent_as_in_the_server(tmp_path):
     """The same tests with gevent's monkey-patching, as gunicorn's gevent workers run them:
-    the body reader then waits on gevent sockets (plain and TLS)."""
+    the body reader then waits on gevent sockets (plain and TLS), with their own timeout or
+    with the gevent workers' read waiter (each run of this test takes its own half)."""
+    mode = "by_socket_timeout" if READ_WAITER is None else "by_read_waiter"
     code = ("from gevent import monkey; monkey.patch_all()\n"
             "import sys, pytest\n"
-            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-k', 'not under_gevent', "
-            f"{__file__!r}]))\n")
+            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-k', "
+            f"'not under_gevent and {mode}', {__file__!r}]))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=str(tmp_path))
+                          timeout=240, cwd=str(tmp_path),
+                          env={**os.environ, "EVENTS_TEST_GEVENT_WAITER": "1"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_the_gevent_workers_build_their_runtime_with_the_read_waiter(tmp_path, monkeypatch):
+    """gunicorn's post_worker_init hands GeventReadWaiter to the worker's runtime (which the
+    failover loop passes to every upstream stream)."""
+    from app import config, runtime
+    from tests.http_fakes import make_settings
+
+    hooks = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
+    monkeypatch.setattr(config, "_worker_settings", make_settings(tmp_path))
+    runtime.install(None)
+    try:
+        hooks["post_worker_init"](None)
+        assert runtime.current().read_waiter is hooks["GeventReadWaiter"]
+    finally:
+        runtime.install(None)
