@@ -13,7 +13,10 @@ relay reads each one and writes it on to a sink over a second connection, and it
 * ``blocking``: plain blocking sockets, one thread (what no gevent at all would cost);
 * ``gevent``: the same loop under gevent's monkey-patching (one greenlet, the hub waits);
 * ``gevent+timeout``: the same with a read timeout on every wait, as the gateway needs one to
-  send keep-alive pings during silences.
+  send keep-alive pings during silences;
+* ``gevent+waiter``: the gevent workers' own way: each wait through ``GeventReadWaiter``
+  (``gunicorn.conf.py``: one watcher and one timer for the stream, re-armed per wait), then a
+  ``recv`` that finds the bytes there.
 
 Each relay runs in its own fresh process (gevent's patching cannot be undone). Loopback only;
 bounded by ``--events`` and a timeout.
@@ -24,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
 
-MODES = ("blocking", "gevent", "gevent+timeout")
+MODES = ("blocking", "gevent", "gevent+timeout", "gevent+waiter")
 EVENT = b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}\n\n'
 
 
@@ -47,11 +51,18 @@ def relay(mode: str, events: int, interval: float) -> dict:
     upstream, _ = listener.accept()
     client, _ = sink_listener.accept()
     client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    wait = None
     if mode == "gevent+timeout":
         upstream.settimeout(10.0)
+    elif mode == "gevent+waiter":
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        wait = runpy.run_path(os.path.join(root, "gunicorn.conf.py"))["GeventReadWaiter"](
+            upstream).wait
     reads = 0
     t0 = os.times()
     while True:
+        if wait is not None and not wait(10.0):
+            continue
         data = upstream.recv(65536)
         if not data:
             break
