@@ -22,7 +22,7 @@ How a wait is done can be given per worker (``read_waiter``, a
 :data:`ReadWaiterFactory`): gunicorn's gevent workers pass one that waits on gevent's
 event loop with one watcher and one timer kept for the whole stream
 (``gunicorn.conf.py``), so an event costs no failed ``recv``, no exception and no timeout
-object; ``bench.floor`` measured 35-40 µs less CPU per event that way than a gevent
+object; ``bench.floor`` measured 20-40 µs less CPU per event that way than a gevent
 socket's own timeout. Without one (tests, a development server) the socket's timeout
 does the waiting.
 
@@ -373,7 +373,6 @@ class _SocketBody:
         except OSError:
             pass
         self.upstream.close()
-
 
     def _close_waiter(self) -> None:
         waiter, self._waiter = self._waiter, None
