@@ -142,14 +142,14 @@ class GeventReadWaiter:
     less CPU per event. The socket's ``recv`` that follows does not wait.
     """
 
-    __slots__ = ("_hub", "_waiter", "_io", "_timer", "_after")
+    __slots__ = ("_hub", "_new_waiter", "_io", "_timer", "_after")
 
     def __init__(self, sock):
         from gevent import get_hub
         from gevent.hub import Waiter
 
         self._hub = get_hub()
-        self._waiter = Waiter
+        self._new_waiter = Waiter
         self._io = self._hub.loop.io(sock.fileno(), 1)  # 1: readable
         self._timer = None
         self._after = None
@@ -161,7 +161,7 @@ class GeventReadWaiter:
                 timer.close()
             timer = self._timer = self._hub.loop.timer(timeout, timeout)
             self._after = timeout
-        waiter = self._waiter(self._hub)
+        waiter = self._new_waiter(self._hub)
         self._io.start(waiter.switch, True)
         timer.again(waiter.switch, False)
         try:
