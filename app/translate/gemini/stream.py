@@ -46,7 +46,6 @@ Pure: stdlib, ``app.wire`` and ``app.translate`` only.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Dict, List, Optional, Union
 
@@ -61,7 +60,7 @@ from app.translate.gemini.response import (
     usage_from_gemini,
 )
 from app.translate.gemini.schema import FunctionNames
-from app.wire.jsoncodec import dumps_str
+from app.wire.jsoncodec import dumps_str, loads
 from app.wire.sse import SSEDecoder, SSEEvent
 
 __all__ = ["GeminiStreamDecoder", "GeminiToAnthropic", "JsonArrayStreamSplitter", "gemini_error"]
@@ -123,7 +122,7 @@ class GeminiToAnthropic:
         if self._closed or not data.strip():
             return []
         try:
-            obj = json.loads(data)
+            obj = loads(data)
         except ValueError:
             pieces = _array_pieces(data)
             if pieces is None:
@@ -313,7 +312,7 @@ def _array_pieces(data: str) -> Optional[list]:
     objects = []
     for text in texts:
         try:
-            objects.append(json.loads(text))
+            objects.append(loads(text))
         except ValueError:
             return None
     return objects

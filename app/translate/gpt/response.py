@@ -34,7 +34,7 @@ from typing import Any
 
 from app.translate.bedrock_stream import classify_error
 from app.translate.sanitize import safe_tool_id
-from app.wire.jsoncodec import dumps_str
+from app.wire.jsoncodec import dumps_str, loads
 
 __all__ = [
     "ChunkFailure",
@@ -63,7 +63,7 @@ def read_chunk(data: str) -> dict | None:
     for a blank one. Raises :class:`ChunkFailure` for what is not a chunk, and for an
     ``error`` chunk (its wording kept)."""
     try:
-        chunk = json.loads(data)
+        chunk = loads(data)
     except ValueError:
         if not data.strip():
             return None

@@ -24,11 +24,11 @@ A subclass writes its dialect in ``_fail``, ``_start``, ``_on_block_start``,
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Dict, Optional
 
 from app.translate.bedrock_stream import (USAGE_KEYS, stream_error, take_invocation_metrics,
                                           take_usage)
+from app.wire.jsoncodec import loads
 from app.wire.sse import encode_comment
 
 __all__ = ["AnthropicEventStream", "EOF_MESSAGE", "ERROR_TYPES", "PING"]
@@ -80,7 +80,7 @@ class AnthropicEventStream:
         if self._closed:
             return b""
         try:
-            event = json.loads(data)
+            event = loads(data)
         except ValueError:
             if not data.strip():
                 return b""
