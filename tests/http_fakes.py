@@ -107,3 +107,13 @@ def simple_body(model: str = "claude-sonnet-4-5-20250929", **extra) -> dict:
             "messages": [{"role": "user", "content": "say hello"}]}
     body.update(extra)
     return body
+
+
+#: A Bash tool and one turn of a tool loop with it (the ask, the call, the result), for the rules
+#: about thinking next to tools; both the sanitizer's and the fake's tests use them.
+BASH_TOOL = {"name": "Bash", "input_schema": {"type": "object"}}
+BASH_TOOL_LOOP = [{"role": "user", "content": "run ls"},
+                  {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                                                     "name": "Bash", "input": {}}]},
+                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                "content": "a.py"}]}]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.translate.profiles import ModelProfile, profile_for
+from tests.http_fakes import BASH_TOOL, BASH_TOOL_LOOP
 from tests.paths import CLAUDE_CODE_FIXTURES
 from app.translate.sanitize import (
     BEDROCK_ANTHROPIC_VERSION,
@@ -1014,44 +1015,41 @@ def test_benchmark_long_conversation():
 
 # --------------------------------------------------------------------------- thinking next to tools
 
-_TOOL = {"name": "Bash", "input_schema": {"type": "object"}}
-_LOOP = [{"role": "user", "content": "run ls"},
-         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
-                                            "input": {}}]},
-         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                       "content": "a.py"}]}]
 _THOUGHT = {"type": "thinking", "thinking": "list it", "signature": "sig"}
 
 
 def test_thinking_dropped_for_a_forced_tool_choice():
     for choice in ({"type": "any"}, {"type": "tool", "name": "Bash"}):
-        r = run(_body(tools=[_TOOL], tool_choice=choice,
+        r = run(_body(tools=[BASH_TOOL], tool_choice=choice,
                       thinking={"type": "enabled", "budget_tokens": 2000}))
         assert "thinking" not in r.body and r.body["tool_choice"] == choice
         assert "thinking.forced_tool" in r.repairs
-    r = run(_body(tools=[_TOOL], tool_choice={"type": "auto"},
+    r = run(_body(tools=[BASH_TOOL], tool_choice={"type": "auto"},
                   thinking={"type": "enabled", "budget_tokens": 2000}))
     assert r.body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
 
 
 def test_thinking_dropped_in_a_tool_loop_without_its_thinking_block():
-    r = run(_body(_LOOP, tools=[_TOOL], thinking={"type": "enabled", "budget_tokens": 2000}))
+    r = run(_body(BASH_TOOL_LOOP, tools=[BASH_TOOL],
+                  thinking={"type": "enabled", "budget_tokens": 2000}))
     assert "thinking" not in r.body and "thinking.tool_loop" in r.repairs
-    with_thought = [_LOOP[0], {**_LOOP[1], "content": [_THOUGHT] + _LOOP[1]["content"]}, _LOOP[2]]
-    r = run(_body(with_thought, tools=[_TOOL], thinking={"type": "enabled", "budget_tokens": 2000}))
+    ask, call, result = BASH_TOOL_LOOP
+    with_thought = [ask, {**call, "content": [_THOUGHT] + call["content"]}, result]
+    r = run(_body(with_thought, tools=[BASH_TOOL],
+                  thinking={"type": "enabled", "budget_tokens": 2000}))
     assert r.body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
     assert r.body["messages"][1]["content"][0] == _THOUGHT
 
 
 def test_adaptive_thinking_may_follow_a_turn_that_did_not_think():
-    r = run(_body(_LOOP, tools=[_TOOL], thinking={"type": "adaptive"}), OPUS47)
+    r = run(_body(BASH_TOOL_LOOP, tools=[BASH_TOOL], thinking={"type": "adaptive"}), OPUS47)
     assert r.body["thinking"] == {"type": "adaptive"}
 
 
 def test_the_pivot_profile_keeps_thinking_and_sampling_for_gpt_and_gemini():
     from app.translate.profiles import PIVOT_PROFILE
 
-    r = run(_body(_LOOP, tools=[_TOOL], tool_choice={"type": "any"}, temperature=0.2,
+    r = run(_body(BASH_TOOL_LOOP, tools=[BASH_TOOL], tool_choice={"type": "any"}, temperature=0.2,
                   thinking={"type": "enabled", "budget_tokens": 2000}), PIVOT_PROFILE)
     assert r.body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
     assert r.body["temperature"] == 0.2

@@ -14,6 +14,7 @@ import weakref
 import pytest
 import requests
 
+from tests.http_fakes import BASH_TOOL, BASH_TOOL_LOOP
 from tests.paths import CLAUDE_CODE_FIXTURES
 from app.simulator import DEFAULT_REPLY, ERROR_EVENT_LINES, FakeAICore, Step
 
@@ -519,12 +520,7 @@ def _sanitize(body: dict, betas: list[str], allowed: set[str]) -> dict:
 
 @pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
 def test_thinking_next_to_tools_follows_claudes_rules(fake):
-    tool = {"name": "Bash", "input_schema": {"type": "object"}}
-    loop = [{"role": "user", "content": "run ls"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
-                                               "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                          "content": "a.py"}]}]
+    tool, loop = BASH_TOOL, BASH_TOOL_LOOP
     base = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4000, "tools": [tool],
             "thinking": {"type": "enabled", "budget_tokens": 2000}}
     r = call(fake, {**base, "messages": loop})
