@@ -56,6 +56,9 @@ class Exchange:
     pending: list[SSEEvent] = field(default_factory=list)  # events read before commit
     repairs: list[str] = field(default_factory=list)
     failovers: int = 0
+    # seconds from sending the successful call to SAP AI Core's first event (streams) or
+    # to its answer's headers (non-streamed: they come with the finished answer)
+    upstream_ttfb: float | None = None
 
 
 class Failed(Exception):
@@ -150,10 +153,12 @@ def read_json(upstream: requests.Response) -> dict:
 def _attempt(rt: Runtime, target: Target, plan: Plan, stream: bool,
              client_model: str) -> Exchange:
     resp, repairs = plan.send(rt, target, stream)
+    sent_at = time.perf_counter() - resp.elapsed.total_seconds()
     if resp.status_code != 200:
         _raise_for_status(rt, resp, client_model)
     if not stream:
-        return Exchange(target, response=resp, repairs=repairs)
+        return Exchange(target, response=resp, repairs=repairs,
+                        upstream_ttfb=time.perf_counter() - sent_at)
     source = EventSource(resp, plan.stream_decoder(),
                          idle_timeout=rt.settings.stream_idle_timeout,
                          read_waiter=rt.read_waiter)
@@ -168,7 +173,8 @@ def _attempt(rt: Runtime, target: Target, plan: Plan, stream: bool,
     if not plan.started(first[0].data):
         source.abort()
         _raise_for_first_event(first[0].data, client_model)
-    return Exchange(target, source=source, pending=first, repairs=repairs)
+    return Exchange(target, source=source, pending=first, repairs=repairs,
+                    upstream_ttfb=time.perf_counter() - sent_at)
 
 
 def _raise_for_status(rt: Runtime, resp: requests.Response, client_model: str) -> None:

@@ -38,7 +38,7 @@ usage_log = logging.getLogger("gateway.usage")
 usage_log.propagate = False
 
 ACCESS_TEXT = ("%s %s %s %s key=%s session=%s model=%s sap_model=%s deployment=%s stream=%s "
-               "in=%s out=%s cache_read=%s cache_write=%s ttfe_ms=%.1f dur_ms=%.1f error=%s "
+               "in=%s out=%s cache_read=%s cache_write=%s ttfe_ms=%.1f dur_ms=%.1f up_ms=%.1f error=%s "
                "failovers=%s repairs=%s")
 USER_AGENT_MAX = 200
 
@@ -111,7 +111,8 @@ class RequestRecord:
                     int(self.stream), usage.get("input_tokens", 0), usage.get("output_tokens", 0),
                     usage.get("cache_read_input_tokens", 0),
                     usage.get("cache_creation_input_tokens", 0), self.ttfe_ms(),
-                    (self.ended - self.started) * 1000, self.error_type, self.failovers,
+                    (self.ended - self.started) * 1000, self.upstream_ms(), self.error_type,
+                    self.failovers,
                     ",".join(self.repairs) or "-", extra={"gateway_request": self})
         sink = _usage_sink
         if sink is not None and self.usage is not None:
@@ -121,6 +122,11 @@ class RequestRecord:
 
     def ttfe_ms(self) -> float:
         return (self.first_event_at - self.started) * 1000 if self.first_event_at else -1.0
+
+    def upstream_ms(self) -> float:
+        """SAP AI Core's own part: sending the call to its first event (or answer), in ms;
+        -1.0 for a request that got no upstream answer."""
+        return self.upstream_ttfb * 1000 if self.upstream_ttfb is not None else -1.0
 
     def fields(self) -> dict[str, Any]:
         """The access line's fields for JSON logs (built only when such a line is emitted)."""
@@ -136,6 +142,8 @@ class RequestRecord:
             "cache_creation_input_tokens": usage.get("cache_creation_input_tokens", 0),
             "ttfe_ms": round(self.ttfe_ms(), 1),
             "duration_ms": round((self.ended - self.started) * 1000, 1),
+            "upstream_ms": round(self.upstream_ttfb * 1000, 1)
+            if self.upstream_ttfb is not None else None,
             "error": self.error_type, "failovers": self.failovers,
             "repairs": list(self.repairs), "client_addr": self.client_addr,
             "user_agent": (self.user_agent or "")[:USER_AGENT_MAX] or None,

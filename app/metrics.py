@@ -17,11 +17,12 @@ What is measured (``app/log.py`` sets the timestamps):
 * duration: from the start of the request to its end (last byte handed to the server);
 * time to first event: to the first byte of the answer body (first SSE event of a
   stream, or the complete non-streamed message);
-* upstream latency (per deployment) and gateway overhead: only when the request's
-  record carries ``upstream_ttfb`` (seconds from sending the successful upstream call
-  to SAP AI Core's first event / answer); overhead is then time to first event minus
-  that, i.e. what the gateway added before the client saw a byte (reading the body,
-  sanitizing, failovers, token fetch, relaying the first event).
+* upstream latency (per deployment) and gateway overhead: when the request's record
+  carries ``upstream_ttfb`` (seconds from sending the successful upstream call to SAP AI
+  Core's first event / answer, set by :func:`app.forwarding.open_exchange` for every answered
+  call); overhead is then time to first event minus that, i.e. what the gateway added before
+  the client saw a byte (reading the body, sanitizing, failovers, token fetch, relaying the
+  first event).
 """
 
 from __future__ import annotations

@@ -251,10 +251,12 @@ def resolve_or_404(rt: Runtime, client_model: str) -> str:
 
 
 def note_exchange(record: RequestRecord, exchange: Exchange) -> Exchange:
-    """Put what the failover loop settled (deployment, repairs, failovers) on the record."""
+    """Put what the failover loop settled (deployment, repairs, failovers, SAP AI Core's
+    own latency) on the record."""
     record.deployment = exchange.target.deployment_id
     record.repairs = exchange.repairs
     record.failovers = exchange.failovers
+    record.upstream_ttfb = exchange.upstream_ttfb
     return exchange
 
 

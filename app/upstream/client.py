@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import time
+from datetime import timedelta
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -112,6 +114,7 @@ class UpstreamClient:
         request.headers["Content-Length"] = str(len(payload))
         request.body = payload
         adapter = self.session.get_adapter(url)
+        sent = time.perf_counter()
         try:
             resp = adapter.send(request, stream=stream, verify=self._verify,
                                 proxies=self._proxies,
@@ -125,4 +128,6 @@ class UpstreamClient:
         # The body is sent: a stream must not keep it alive through ``resp.request`` for its
         # whole life (long Claude Code sessions post megabytes; a worker carries ~1,000 streams).
         resp.request = None
+        # what Session.send would set: sending the call to the arrival of the answer's headers
+        resp.elapsed = timedelta(seconds=time.perf_counter() - sent)
         return resp

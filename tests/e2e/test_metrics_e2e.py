@@ -62,6 +62,13 @@ def get(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def total(samples: dict, name: str, **labels) -> float:
+    """The sum over every series of ``name`` that has these labels (and maybe others)."""
+    want = set(labels.items())
+    return sum(v for key, v in samples.items()
+               if key != "_text" and key[0] == name and want <= set(key[1]))
+
+
 def call(gw: Gateway, key: str, model: str, stream: bool) -> dict[str, int]:
     """One request; the usage the client saw (final values of a stream)."""
     body = {"model": model, "max_tokens": 100, "stream": stream,
@@ -128,6 +135,8 @@ def test_known_load_is_summed_exactly_across_workers(gw, fake):
             assert get(s, "gateway_tokens_total", model=sap, client=label, kind=kind) == n
         assert get(s, "gateway_time_to_first_event_seconds_count", route=ROUTE, model=SONNET) == 18
         assert get(s, "gateway_request_duration_seconds_count", route=ROUTE, model=HAIKU) == 12
+        assert total(s, "gateway_upstream_latency_seconds_count", model=SONNET) == 18
+        assert get(s, "gateway_overhead_seconds_count", route=ROUTE, model=HAIKU) == 12
         assert get(s, "gateway_streams_in_flight") == 0
         assert get(s, "gateway_oauth_token_refreshes_total") == fake.token_calls
         assert get(s, "gateway_failovers_total", model=SONNET) == 0

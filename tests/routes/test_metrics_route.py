@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import time
 
 import pytest
 import responses
@@ -127,6 +128,39 @@ def test_requests_tokens_and_in_flight_through_the_routes(client, upstream, auth
     assert delta("gateway_request_duration_seconds_count", **timing) == 2
     assert delta("gateway_requests_total", route="/metrics", model="-", status="200") == 2
     assert CLIENT_KEY not in after
+
+
+def test_upstream_latency_and_gateway_overhead_are_measured_for_real_calls(client, upstream,
+                                                                           auth_headers):
+    """SAP AI Core's part (sending the call to its answer or first event) is timed apart from
+    the gateway's: an upstream that takes 80 ms shows up as upstream latency, not overhead."""
+    def slow(answer: str):
+        def reply(request):
+            time.sleep(0.08)
+            return 200, {}, answer
+        return reply
+
+    upstream.add_callback(responses.POST, deployment_url("d-sonnet") + "/invoke",
+                          callback=slow(json.dumps(bedrock_message())))
+    upstream.add_callback(responses.POST, deployment_url("d-sonnet") + "/invoke-with-response-stream",
+                          callback=slow(bedrock_stream()))
+    before = client.get("/metrics").get_data(as_text=True)
+    assert client.post("/v1/messages", json=simple_body(), headers=auth_headers).status_code == 200
+    streamed = client.post("/v1/messages", json=simple_body(stream=True), headers=auth_headers)
+    assert b"message_stop" in streamed.get_data()
+    after = client.get("/metrics").get_data(as_text=True)
+
+    def delta(name, **labels):
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    upstream_labels = {"model": SONNET, "deployment": "d-sonnet"}
+    assert delta("gateway_upstream_latency_seconds_count", **upstream_labels) == 2
+    assert 0.16 <= delta("gateway_upstream_latency_seconds_sum", **upstream_labels) < 1.0
+    overhead = {"route": "/v1/messages", "model": SONNET}
+    assert delta("gateway_overhead_seconds_count", **overhead) == 2
+    assert delta("gateway_overhead_seconds_sum", **overhead) < 0.05
+    to_first = delta("gateway_time_to_first_event_seconds_sum", **overhead)
+    assert to_first >= 0.16
 
 
 def test_a_stream_the_server_never_started_still_finishes(app, client, upstream, auth_headers):

@@ -52,6 +52,11 @@ def finished_record(**extra) -> RequestRecord:
     return rec
 
 
+def finished_record_line(out, **extra) -> str:
+    finished_record(**extra)
+    return [l for l in out.getvalue().splitlines() if "gateway.access" in l][-1]
+
+
 def test_text_line_is_the_readable_format(captured):
     out = captured("text")
     finished_record()
@@ -60,6 +65,8 @@ def test_text_line_is_the_readable_format(captured):
            "model=claude-sonnet-4-5 sap_model=anthropic--claude-4.5-sonnet deployment=d1 " \
            "stream=1 in=12 out=4 cache_read=30 cache_write=2 ttfe_ms=" in line
     assert "repairs=drop:context_management" in line
+    assert " up_ms=-1.0 " in line  # the record never reached SAP AI Core
+    assert " up_ms=412.3 " in finished_record_line(out, upstream_ttfb=0.41234)
     assert "10.1.2.3" not in line  # the text line keeps its historical fields
 
 
@@ -90,6 +97,9 @@ def test_json_line_has_every_field_plus_client_address_and_agent(captured):
     assert {k: line[k] for k in expected} == expected
     assert line["user_agent"].startswith("claude-cli/2.1.3 ") and len(line["user_agent"]) == 200
     assert line["ttfe_ms"] >= 0 and line["duration_ms"] >= line["ttfe_ms"]
+    assert line["upstream_ms"] is None  # never reached SAP AI Core
+    finished_record(upstream_ttfb=0.41234)
+    assert json.loads(out.getvalue().splitlines()[-1])["upstream_ms"] == 412.3
 
 
 def test_other_lines_and_tracebacks_are_json_too(captured):
@@ -155,8 +165,8 @@ def test_configure_switches_formats_in_place():
 def test_text_formatter_formats_access_args_like_before():
     rec = logging.LogRecord("gateway.access", logging.INFO, __file__, 1, ACCESS_TEXT,
                             ("r", "GET", "/p", 200, "k", "-", "-", "-", "-", 0, 0, 0, 0, 0,
-                             -1.0, 1.25, "-", 0, "-"), None)
+                             -1.0, 1.25, -1.0, "-", 0, "-"), None)
     assert make_formatter("text").format(rec).endswith(
         "gateway.access: r GET /p 200 key=k session=- model=- sap_model=- deployment=- "
-        "stream=0 in=0 out=0 cache_read=0 cache_write=0 ttfe_ms=-1.0 dur_ms=1.2 error=- "
+        "stream=0 in=0 out=0 cache_read=0 cache_write=0 ttfe_ms=-1.0 dur_ms=1.2 up_ms=-1.0 error=- "
         "failovers=0 repairs=-")
