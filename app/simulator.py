@@ -2454,6 +2454,9 @@ class FakeAICore:
         # previous write: a benchmark on shared cores then does not count the fake's own
         # scheduling delays, 25 of them per stream, as the client's (bench/fake.py sets it).
         self.steady_pace = False
+        # With steady_pace: called once per stream that ran to its end, with how late (seconds)
+        # its first and its last event left against that clock: the fake's own slowness.
+        self.pace_report: Callable[[float, float], None] | None = None
         self.base_url = ""
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -2888,6 +2891,7 @@ class FakeAICore:
         try:
             yield b""  # sends the status line and headers now
             due = time.monotonic()
+            first_late = last_late = None
             for delay, data in chunk_segments(events, step.chunking, random.Random(self.streams_started)):
                 if delay and self.steady_pace:
                     due += delay
@@ -2898,7 +2902,13 @@ class FakeAICore:
                     return
                 if not first_byte:
                     first_byte.append(time.monotonic())
+                if self.steady_pace:
+                    last_late = time.monotonic() - due
+                    if first_late is None:
+                        first_late = last_late
                 yield data
+            if self.pace_report is not None and first_late is not None:
+                self.pace_report(first_late, last_late)
         except GeneratorExit:
             with self._lock:
                 self.closed_streams += 1

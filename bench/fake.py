@@ -19,6 +19,10 @@ and serves until SIGTERM/SIGINT. Differences from the test CLI, all about measur
 * ``GET /bench/stats`` answers the counters as JSON: ``token_calls`` (``POST /auth/oauth/token``),
   ``inference`` calls per suffix, ``open_streams``, ``max_open_streams``, ``streams_started``,
   ``closed_streams`` (streams the client abandoned), ``requests``.
+* ``GET /bench/lateness`` answers, and forgets, how late the streams that ended since the last
+  call sent their first and their last event against their own clock (``steady_pace``):
+  ``{"streams": n, "first_ms": [...], "last_ms": [...]}``. On the shared cores the fake runs
+  later when the gateway loads the machine too; ``bench.run`` reports it next to the latency.
 * ``GET /bench/last-body?suffix=invoke-with-response-stream`` answers the raw last body posted to
   that suffix (404 if none yet); ``POST /bench/reset-max`` resets ``max_open_streams``.
 
@@ -62,9 +66,12 @@ class BenchFake:
         self.inference = collections.Counter()
         self.last_body: dict[str, bytes] = {}
         self.requests = 0
+        self.lateness: list[tuple[float, float]] = []
+        fake.pace_report = self._paced
         self.light = self._install_light_record()
         app = fake.app
         app.add_url_rule("/bench/stats", "bench_stats", self._stats, methods=["GET"])
+        app.add_url_rule("/bench/lateness", "bench_lateness", self._lateness, methods=["GET"])
         app.add_url_rule("/bench/last-body", "bench_last_body", self._last_body, methods=["GET"])
         app.add_url_rule("/bench/reset-max", "bench_reset_max", self._reset_max, methods=["POST"])
         if not self.light:  # the fake changed shape: keep its records but bound their memory
@@ -118,6 +125,17 @@ class BenchFake:
 
     def _stats(self) -> Response:
         return Response(json.dumps(self.stats()), mimetype="application/json")
+
+    def _paced(self, first: float, last: float) -> None:
+        if len(self.lateness) < 1_000_000:  # bounded: a round is read and cleared long before
+            self.lateness.append((first, last))
+
+    def _lateness(self) -> Response:
+        done, self.lateness = self.lateness, []
+        return Response(json.dumps({"streams": len(done),
+                                    "first_ms": [round(f * 1000, 3) for f, _ in done],
+                                    "last_ms": [round(l * 1000, 3) for _, l in done]}),
+                        mimetype="application/json")
 
     def _last_body(self) -> Response:
         body = self.last_body.get(request.args.get("suffix", "invoke"))

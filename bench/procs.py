@@ -176,6 +176,15 @@ class Fake:
             return None
         return json.loads(data) if status == 200 else None
 
+    def lateness(self) -> dict | None:
+        """How late the streams ended since the last call left the fake (``/bench/lateness``),
+        then forgotten; None when the fake has no such route."""
+        try:
+            status, data = http_call(self.url + "/bench/lateness", timeout=5)
+        except OSError:
+            return None
+        return json.loads(data) if status == 200 else None
+
     def last_body(self, suffix: str) -> bytes | None:
         status, data = http_call(f"{self.url}/bench/last-body?suffix={suffix}", timeout=5)
         return data if status == 200 else None

@@ -31,7 +31,7 @@ CELL_HEADERS = [
     "direct p50", "gw p50", "added p50", "direct p99", "gw p99", "added p99",
     "added TTFB p50", "added 1st event p50", "added 1st event p99",
     "direct req/s", "gw req/s", "gw/direct", "errors d/g",
-    "gw CPU ms/req", "gw peak RSS MB", "conns/worker", "LG CPU %",
+    "gw CPU ms/req", "gw peak RSS MB", "conns/worker", "LG CPU %", "fake late p50 d/g",
 ]
 
 
@@ -51,7 +51,15 @@ def cell_row(cell: dict) -> list[str]:
         fmt(g.get("cpu_ms_per_req")), fmt(g.get("rss_peak_mb"), 0),
         "/".join(map(str, cell.get("gw_connections_per_worker") or [])) or "-",
         fmt(cell.get("lg_cpu_pct_max"), 0),
+        _lateness(d, g) if has_direct else "-",
     ]
+
+
+def _lateness(direct: dict, gateway: dict) -> str:
+    """The fake's own lateness at its last event, direct/gateway rounds (ms); ``-`` for
+    answers that are not paced streams."""
+    d, g = direct.get("fake_late_last_p50_ms"), gateway.get("fake_late_last_p50_ms")
+    return "-" if d is None or g is None else f"{d:.1f}/{g:.1f}"
 
 
 def cells_table(cells: list[dict]) -> str:

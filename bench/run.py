@@ -279,6 +279,8 @@ def measure_round(ctx: Context, side: str, pool: list[Conn], prep: Prepared, cou
             (b"message_stop" if prep.scenario.stream else b'"content"'), None
     gc.collect()
     ctx.sampler.reset()
+    if ctx.fake is not None:
+        ctx.fake.lateness()  # forget the warm-up's and the last round's streams
     gw0 = procs.tree_cpu(gw_pid) if gw_pid else None
     fk0 = procs.tree_cpu(fake_pid) if fake_pid else None
     lg0 = os.times()
@@ -292,6 +294,9 @@ def measure_round(ctx: Context, side: str, pool: list[Conn], prep: Prepared, cou
     gw1 = procs.tree_cpu(gw_pid) if gw_pid else None
     fk1 = procs.tree_cpu(fake_pid) if fake_pid else None
     st = round_stats(results, wall)
+    late = ctx.fake.lateness() if ctx.fake is not None else None
+    st["fake_late_first_p50_ms"] = percentile(late["first_ms"], 50) if late else None
+    st["fake_late_last_p50_ms"] = percentile(late["last_ms"], 50) if late else None
     n = max(1, st["requests"])
     st["side"] = side
     st["gw_cpu_s"] = None if gw0 is None else gw1 - gw0
@@ -318,6 +323,9 @@ def side_summary(rounds: list[dict], with_cpu: bool) -> dict:
         "pooled_p99_ms": ms(percentile(pooled("_totals"), 99)),
         "pooled_tfce_p99_ms": ms(percentile(pooled("_tfces"), 99)),
         "fake_cpu_ms_per_req": median(r["fake_cpu_ms_per_req"] for r in rounds),
+        # how late the fake's streams sent their first / last event (its own slowness)
+        "fake_late_first_p50_ms": median(r["fake_late_first_p50_ms"] for r in rounds),
+        "fake_late_last_p50_ms": median(r["fake_late_last_p50_ms"] for r in rounds),
         "error_kinds": {},
     }
     for r in rounds:

@@ -349,6 +349,29 @@ def test_a_steady_pace_does_not_add_up_late_wake_ups(fake, steady):
         assert all(a == 0.05 for a in asked), asked
 
 
+def test_a_steady_stream_reports_how_late_its_first_and_last_events_left(fake):
+    """Benchmarks tell the fake's own lateness (a busy machine) from the client's side."""
+    fake.first_token_delay = 0.02
+    fake.stream_event_count = 4
+    fake.stream_interval = 0.02
+    reports: list[tuple[float, float]] = []
+
+    def late_once(seconds: float) -> bool:  # the first wake-up is 30 ms late, the rest on time
+        time.sleep(seconds + (0.03 if not slept else 0.0))
+        slept.append(seconds)
+        return False
+
+    slept: list[float] = []
+    fake.pause_stream = late_once
+    fake.steady_pace = True
+    fake.pace_report = lambda first, last: reports.append((first, last))
+    with call(fake, bedrock_body(), sse=True, stream=True) as r:
+        assert b"message_stop" in b"".join(r.iter_content(chunk_size=None))
+    ((first, last),) = reports
+    assert 0.03 <= first < 0.045  # late
+    assert last < 0.01  # the stream caught up with its own clock
+
+
 def test_reply_override(fake):
     fake.script("dep1", Step(reply="Custom words."),
                 Step(reply=[{"type": "tool_use", "name": "Read", "input": {"path": "a.py"}}]))
