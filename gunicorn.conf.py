@@ -4,8 +4,9 @@ Every value can be overridden from the environment (or ``GUNICORN_CMD_ARGS``,
 which gunicorn applies after this file). This is the only file that may mention
 gevent, and it imports nothing from ``app/`` at module level: the worker must
 monkey-patch before ``requests``/``ssl`` are imported. It also holds the gevent
-workers' way of waiting for upstream stream sockets (:class:`GeventReadWaiter`),
-handed to the app's runtime by ``post_worker_init``.
+workers' way of waiting for upstream stream sockets (:class:`GeventReadWaiter`) and of
+checking kept-alive upstream connections (:class:`UnpatchedPollProbe`), handed to the
+app's runtime by ``post_worker_init``.
 """
 
 import glob
@@ -124,10 +125,39 @@ def post_fork(server, worker):
 
 def post_worker_init(worker):
     """Worker, after patching and app import: build sockets, locks and the refresher;
-    upstream streams wait on gevent's loop directly (GeventReadWaiter)."""
+    upstream streams wait on gevent's loop directly (GeventReadWaiter), and kept-alive
+    upstream connections are checked without yielding (UnpatchedPollProbe)."""
     from app import runtime
 
-    runtime.init_worker(read_waiter=GeventReadWaiter)
+    runtime.init_worker(read_waiter=GeventReadWaiter, connection_probe=UnpatchedPollProbe())
+
+
+class UnpatchedPollProbe:
+    """Is an idle kept-alive upstream connection readable now (closed by SAP AI Core, or
+    unasked bytes)? The ``ConnectionProbe`` of ``app.upstream.client``, asked before each
+    reuse.
+
+    urllib3 asks with a zero-timeout ``select.poll``, which gevent patched into a switch
+    to its hub: every other ready greenlet (other streams' events, other requests'
+    sanitizing) ran before the request was even sent. With 50 Claude Code streams that
+    was 15 ms at the median and 43 ms at p90 between the call and SAP AI Core reading its
+    first line. The poll gevent left alone answers at once.
+    """
+
+    __slots__ = ("_poll", "_readable")
+
+    def __init__(self):
+        import select
+
+        from gevent.monkey import get_original
+
+        self._poll = get_original("select", "poll")
+        self._readable = select.POLLIN
+
+    def __call__(self, sock):
+        poll = self._poll()
+        poll.register(sock, self._readable)
+        return bool(poll.poll(0))
 
 
 class GeventReadWaiter:

@@ -23,7 +23,7 @@ from app.translate.gemini.request import GeminiProfile, gemini_profile_for
 from app.translate.gpt.request import GptProfile, gpt_profile_for
 from app.translate.profiles import ModelProfile, profile_for
 from app.upstream.balancer import Balancer
-from app.upstream.client import UpstreamClient, build_session
+from app.upstream.client import ConnectionProbe, UpstreamClient, build_session, readable_now
 from app.upstream.deployments import DeploymentRegistry
 from app.upstream.events import ReadWaiterFactory
 from app.upstream.oauth import TokenProvider
@@ -36,13 +36,17 @@ FIRST_DISCOVERY_WAIT_SECONDS = 30.0
 class Runtime:
     builds = 0  # how many Runtime objects this process built (tests assert on it)
 
-    def __init__(self, settings: Settings, read_waiter: ReadWaiterFactory | None = None) -> None:
+    def __init__(self, settings: Settings, read_waiter: ReadWaiterFactory | None = None,
+                 connection_probe: ConnectionProbe = readable_now) -> None:
         """``read_waiter``: how upstream streams wait for their socket (the server's; see
-        ``app.upstream.events``), else the socket's own timeout."""
+        ``app.upstream.events``), else the socket's own timeout. ``connection_probe``: how a
+        kept-alive upstream connection is checked before reuse (``app.upstream.client``)."""
         Runtime.builds += 1
         self.settings = settings
         self.read_waiter = read_waiter
-        self.session = build_session(settings.upstream_pool_size, settings.ca_bundle)
+        self.connection_probe = connection_probe
+        self.session = build_session(settings.upstream_pool_size, settings.ca_bundle,
+                                     probe=connection_probe)
         token_timeout = (settings.token_connect_timeout, settings.token_read_timeout)
         self.token_providers: dict[str, TokenProvider] = {}
         for sub in settings.subaccounts:
@@ -116,15 +120,16 @@ _runtime_lock = threading.Lock()
 
 
 def init_worker(settings: Settings | None = None, *,
-                read_waiter: ReadWaiterFactory | None = None) -> Runtime:
+                read_waiter: ReadWaiterFactory | None = None,
+                connection_probe: ConnectionProbe = readable_now) -> Runtime:
     """Build this worker's runtime (gunicorn ``post_worker_init``, which passes the gevent
-    worker's ``read_waiter``)."""
+    worker's ``read_waiter`` and ``connection_probe``)."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:
             settings = settings or worker_settings()
             configure_logging(settings.log_level, settings.log_format)
-            _runtime = Runtime(settings, read_waiter)
+            _runtime = Runtime(settings, read_waiter, connection_probe)
             _runtime.start()
         return _runtime
 

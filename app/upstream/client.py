@@ -3,6 +3,13 @@
 :func:`build_session` makes a keep-alive pool sized for the worker's concurrent
 streams, with no urllib3 status retries (they skip POST anyway) and no per-request
 environment lookups (``trust_env`` off; proxy and CA bundle read once here).
+Before a kept-alive connection is reused, its socket goes through the session's
+:data:`ConnectionProbe`: readable now means SAP AI Core closed it (or sent something
+unasked), so a new one is opened. urllib3 asks a zero-timeout ``select.poll``, which
+gevent patches into a switch to its hub: every other ready greenlet then runs before the
+request is even sent, 15 ms at the median with 50 Claude Code streams in the benchmark.
+The gevent workers pass a probe that answers at once (``gunicorn.conf.py``);
+:func:`readable_now` is the stdlib one for everything else.
 :class:`UpstreamClient` posts one call to one :class:`Target`: adds the bearer
 token and ``AI-Resource-Group``, re-authenticates once on a 401, and turns
 transport failures into gateway errors. Client headers are never forwarded.
@@ -12,14 +19,19 @@ from __future__ import annotations
 
 import logging
 import os
+import select
+import socket
 import ssl
 import time
 from datetime import timedelta
+from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from app.errors import BadGateway, GatewayTimeout
 from app.upstream.deployments import Target
@@ -29,22 +41,65 @@ log = logging.getLogger(__name__)
 CLIENT_TYPE = "sap-aicore-gateway"
 
 
+#: True when an idle kept-alive connection's socket is readable right now (closed by the
+#: server, or unasked bytes): it is not reused.
+ConnectionProbe = Callable[[socket.socket], bool]
+
+
+def readable_now(sock: socket.socket) -> bool:
+    """What urllib3 itself asks before reusing a connection: a zero-timeout poll."""
+    poll = select.poll()
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+def _probed_pool_classes(probe: ConnectionProbe) -> dict:
+    """urllib3 pool classes whose connections ask ``probe`` whether they are still usable."""
+
+    class ProbedHTTPConnection(HTTPConnection):
+        @property
+        def is_connected(self) -> bool:
+            return self.sock is not None and not probe(self.sock)
+
+    class ProbedHTTPSConnection(HTTPSConnection):
+        @property
+        def is_connected(self) -> bool:
+            return self.sock is not None and not probe(self.sock)
+
+    class ProbedHTTPConnectionPool(HTTPConnectionPool):
+        ConnectionCls = ProbedHTTPConnection
+
+    class ProbedHTTPSConnectionPool(HTTPSConnectionPool):
+        ConnectionCls = ProbedHTTPSConnection
+
+    return {"http": ProbedHTTPConnectionPool, "https": ProbedHTTPSConnectionPool}
+
+
 class GatewayAdapter(HTTPAdapter):
-    """requests' adapter with TLS trust settled once per connection pool.
+    """requests' adapter with TLS trust settled once per connection pool, and idle
+    connections checked by a :data:`ConnectionProbe` before reuse.
 
     The stock adapter checks the CA bundle path on disk (``exists``/``isdir``) on
     every request; here a configured bundle goes into one SSL context when the pool
     manager is built, and the per-pool certificate settings are applied once.
     """
 
-    def __init__(self, ca_bundle: str | None = None, **kwargs) -> None:
+    def __init__(self, ca_bundle: str | None = None, probe: ConnectionProbe = readable_now,
+                 **kwargs) -> None:
         self._ssl_context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+        self._pool_classes = _probed_pool_classes(probe)
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         if self._ssl_context is not None:
             kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes
+        return manager
 
     def cert_verify(self, conn, url, verify, cert) -> None:
         settled = (verify, cert)
@@ -53,10 +108,11 @@ class GatewayAdapter(HTTPAdapter):
             conn._gateway_trust = settled
 
 
-def build_session(pool_size: int, ca_bundle: str | None = None) -> requests.Session:
+def build_session(pool_size: int, ca_bundle: str | None = None, *,
+                  probe: ConnectionProbe = readable_now) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
-    adapter = GatewayAdapter(ca_bundle, pool_connections=16, pool_maxsize=pool_size,
+    adapter = GatewayAdapter(ca_bundle, probe, pool_connections=16, pool_maxsize=pool_size,
                              max_retries=0, pool_block=False)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

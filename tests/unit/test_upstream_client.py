@@ -1,14 +1,19 @@
 """UpstreamClient against a scripted loopback server: an open stream keeps no copy of the
 request body it sent (Claude Code bodies reach megabytes in long sessions, and one worker
-carries a thousand streams)."""
+carries a thousand streams); a kept-alive connection is checked by the session's connection
+probe before it is reused, and the gevent workers' probe answers without yielding."""
 
 from __future__ import annotations
 
+import os
+import runpy
+import subprocess
+import sys
 import tracemalloc
 
 import requests
 
-from app.upstream.client import UpstreamClient
+from app.upstream.client import UpstreamClient, build_session, readable_now
 from app.upstream.deployments import Target
 from app.upstream.events import EventSource
 from tests.unit.test_upstream_events import CHUNKED, ScriptedServer, chunk, event
@@ -48,3 +53,81 @@ def test_an_open_stream_does_not_keep_the_body_it_sent():
             s.abort()
     server.close()
     assert held < streams * 1_000_000 / 4, f"{held:,} bytes held by {streams} open streams"
+
+
+JSON_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_a_kept_alive_connection_is_probed_before_reuse_and_replaced_when_readable():
+    server = ScriptedServer([JSON_OK], [JSON_OK], [JSON_OK])
+    target = Target(url=server.url, model="m", subaccount="sub", resource_group="default",
+                    tokens=FixedTokens())
+    probed, dropped = [], []
+
+    def probe(sock) -> bool:
+        probed.append(sock.fileno())
+        return bool(dropped)
+
+    with build_session(4, probe=probe) as session:
+        client = UpstreamClient(session, connect_timeout=2, read_timeout=5,
+                                stream_headers_timeout=5)
+        assert client.post(target, "", b"{}", stream=False).json() == {}
+        assert (probed, server.accepted) == ([], 1)  # a new connection needs no probe
+        assert client.post(target, "", b"{}", stream=False).json() == {}
+        assert len(probed) == 1 and server.accepted == 1  # probed, found idle, reused
+        dropped.append(True)  # as if SAP AI Core had closed it meanwhile
+        assert client.post(target, "", b"{}", stream=False).json() == {}
+        assert len(probed) == 2 and server.accepted == 2  # replaced by a new one
+    server.close()
+
+
+def test_the_default_probe_tells_an_idle_connection_from_a_closed_one():
+    import socket
+
+    ours, theirs = socket.socketpair()
+    with ours:
+        assert readable_now(ours) is False
+        theirs.close()
+        assert readable_now(ours) is True
+
+
+UNDER_GEVENT = """
+from gevent import monkey; monkey.patch_all()
+import gevent, runpy, socket, sys
+probe = runpy.run_path(sys.argv[1])["UnpatchedPollProbe"]()
+ours, theirs = socket.socketpair()
+ran = []
+gevent.spawn(ran.append, "another greenlet")  # ready to run at the next switch
+assert probe(ours) is False, "an idle connection is reusable"
+assert ran == [], "the probe switched to the hub"
+theirs.sendall(b"x")
+assert probe(ours) is True, "unasked bytes: not reusable"
+theirs.close()
+assert probe(ours) is True and ran == []
+gevent.sleep(0)
+assert ran == ["another greenlet"]
+print("ok")
+"""
+
+
+def test_the_gevent_workers_probe_does_not_let_other_greenlets_run_first():
+    """urllib3's own check is a zero-timeout ``select.poll``, which gevent turns into a
+    switch to its hub: under load every ready greenlet ran before the request was sent."""
+    done = subprocess.run([sys.executable, "-c", UNDER_GEVENT, os.path.join(ROOT, "gunicorn.conf.py")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_gevent_workers_build_their_session_with_that_probe(tmp_path, monkeypatch):
+    from app import config, runtime
+    from tests.http_fakes import make_settings
+
+    hooks = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
+    monkeypatch.setattr(config, "_worker_settings", make_settings(tmp_path))
+    runtime.install(None)
+    try:
+        hooks["post_worker_init"](None)
+        assert isinstance(runtime.current().connection_probe, hooks["UnpatchedPollProbe"])
+    finally:
+        runtime.install(None)
