@@ -56,15 +56,16 @@ def readable_now(sock: socket.socket) -> bool:
 def _probed_pool_classes(probe: ConnectionProbe) -> dict:
     """urllib3 pool classes whose connections ask ``probe`` whether they are still usable."""
 
-    class ProbedHTTPConnection(HTTPConnection):
+    class Probed:
         @property
         def is_connected(self) -> bool:
             return self.sock is not None and not probe(self.sock)
 
-    class ProbedHTTPSConnection(HTTPSConnection):
-        @property
-        def is_connected(self) -> bool:
-            return self.sock is not None and not probe(self.sock)
+    class ProbedHTTPConnection(Probed, HTTPConnection):
+        pass
+
+    class ProbedHTTPSConnection(Probed, HTTPSConnection):
+        pass
 
     class ProbedHTTPConnectionPool(HTTPConnectionPool):
         ConnectionCls = ProbedHTTPConnection

@@ -82,6 +82,20 @@ def test_a_kept_alive_connection_is_probed_before_reuse_and_replaced_when_readab
     server.close()
 
 
+def test_connections_through_a_proxy_are_probed_too():
+    import socket
+
+    probed = []
+    with build_session(4, probe=lambda sock: probed.append(sock) or True) as session:
+        manager = session.get_adapter("https://x").proxy_manager_for("http://127.0.0.1:3128")
+        for url in ("https://api.ai.example.com/v2", "http://api.ai.example.com/v2"):
+            conn = manager.connection_from_url(url)._new_conn()
+            conn.sock, peer = socket.socketpair()
+            with conn.sock, peer:
+                assert conn.is_connected is False  # the probe said "readable": not reused
+    assert len(probed) == 2
+
+
 def test_the_default_probe_tells_an_idle_connection_from_a_closed_one():
     import socket
 
