@@ -133,6 +133,65 @@ def test_the_gevent_workers_probe_does_not_let_other_greenlets_run_first():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
+REUSE_UNDER_GEVENT = """
+from gevent import monkey; monkey.patch_all()
+import runpy, sys, greenlet, gevent
+from gevent.pywsgi import WSGIServer
+sys.path.insert(0, sys.argv[2])
+from app.upstream.client import UpstreamClient, build_session, readable_now
+from app.upstream.deployments import Target
+
+def app(environ, start_response):
+    environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    return [b"{}"]
+
+server = WSGIServer(("127.0.0.1", 0), app, log=None); server.start()
+
+class Tokens:
+    def token(self): return "t"
+    def invalidate(self, token): pass
+
+target = Target(url="http://127.0.0.1:%d/x" % server.server_port, model="m", subaccount="s",
+                resource_group="default", tokens=Tokens())
+
+def switches_in_reuse_check(probe):
+    # hub switches made from inside urllib3's check of a kept-alive connection
+    client = UpstreamClient(build_session(4, probe=probe), connect_timeout=2, read_timeout=5,
+                            stream_headers_timeout=5)
+    client.post(target, "", b"{}", stream=False).content  # opens the connection
+    hub, found = gevent.get_hub(), []
+    def trace(event, args):
+        if event == "switch" and args[1] is hub:
+            frame = args[0].gr_frame
+            while frame is not None:
+                if frame.f_code.co_name == "_get_conn":
+                    found.append(frame.f_code.co_filename)
+                frame = frame.f_back
+    greenlet.settrace(trace)
+    try:
+        client.post(target, "", b"{}", stream=False).content  # reuses it
+    finally:
+        greenlet.settrace(None)
+    return len(found)
+
+probe = runpy.run_path(sys.argv[1])["UnpatchedPollProbe"]()
+assert switches_in_reuse_check(readable_now) > 0, "control: urllib3's own check yields here"
+assert switches_in_reuse_check(probe) == 0, "the gevent workers' check yielded"
+print("ok")
+"""
+
+
+def test_a_reused_connection_is_checked_without_a_hub_switch_under_gevent():
+    """The whole path: urllib3's pool really asks the probe, and with the gevent workers'
+    probe no greenlet switch happens inside that check (with urllib3's own it does: the
+    control in the script, so the test also fails if the switch stops being seen)."""
+    done = subprocess.run([sys.executable, "-c", REUSE_UNDER_GEVENT,
+                           os.path.join(ROOT, "gunicorn.conf.py"), ROOT],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 def test_the_gevent_workers_build_their_session_with_that_probe(tmp_path, monkeypatch):
     from app import config, runtime
     from tests.http_fakes import make_settings
