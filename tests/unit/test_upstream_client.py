@@ -11,12 +11,14 @@ import subprocess
 import sys
 import tracemalloc
 
+import pytest
 import requests
 
 from app.upstream.client import UpstreamClient, build_session, readable_now
 from app.upstream.deployments import Target
 from app.upstream.events import EventSource
 from tests.unit.test_upstream_events import CHUNKED, ScriptedServer, chunk, event
+from tests.unit.test_upstream_events import tls  # noqa: F401 - a fixture, used by name
 
 
 class FixedTokens:
@@ -59,8 +61,11 @@ JSON_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length:
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_a_kept_alive_connection_is_probed_before_reuse_and_replaced_when_readable():
-    server = ScriptedServer([JSON_OK], [JSON_OK], [JSON_OK])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_kept_alive_connection_is_probed_before_reuse_and_replaced_when_readable(scheme,
+                                                                                  request):
+    context, ca = request.getfixturevalue("tls") if scheme == "https" else (None, None)
+    server = ScriptedServer([JSON_OK], [JSON_OK], [JSON_OK], tls=context)
     target = Target(url=server.url, model="m", subaccount="sub", resource_group="default",
                     tokens=FixedTokens())
     probed, dropped = [], []
@@ -69,7 +74,7 @@ def test_a_kept_alive_connection_is_probed_before_reuse_and_replaced_when_readab
         probed.append(sock.fileno())
         return bool(dropped)
 
-    with build_session(4, probe=probe) as session:
+    with build_session(4, ca, probe=probe) as session:
         client = UpstreamClient(session, connect_timeout=2, read_timeout=5,
                                 stream_headers_timeout=5)
         assert client.post(target, "", b"{}", stream=False).json() == {}
@@ -128,7 +133,8 @@ print("ok")
 def test_the_gevent_workers_probe_does_not_let_other_greenlets_run_first():
     """urllib3's own check is a zero-timeout ``select.poll``, which gevent turns into a
     switch to its hub: under load every ready greenlet ran before the request was sent."""
-    done = subprocess.run([sys.executable, "-c", UNDER_GEVENT, os.path.join(ROOT, "gunicorn.conf.py")],
+    done = subprocess.run([sys.executable, "-c", UNDER_GEVENT,
+                           os.path.join(ROOT, "gunicorn.conf.py")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
