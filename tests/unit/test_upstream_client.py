@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import socket
 import subprocess
 import sys
 import tracemalloc
@@ -88,8 +89,6 @@ def test_a_kept_alive_connection_is_probed_before_reuse_and_replaced_when_readab
 
 
 def test_connections_through_a_proxy_are_probed_too():
-    import socket
-
     probed = []
     with build_session(4, probe=lambda sock: probed.append(sock) or True) as session:
         manager = session.get_adapter("https://x").proxy_manager_for("http://127.0.0.1:3128")
@@ -102,8 +101,6 @@ def test_connections_through_a_proxy_are_probed_too():
 
 
 def test_the_default_probe_tells_an_idle_connection_from_a_closed_one():
-    import socket
-
     ours, theirs = socket.socketpair()
     with ours:
         assert readable_now(ours) is False
