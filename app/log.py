@@ -38,8 +38,8 @@ usage_log = logging.getLogger("gateway.usage")
 usage_log.propagate = False
 
 ACCESS_TEXT = ("%s %s %s %s key=%s session=%s model=%s sap_model=%s deployment=%s stream=%s "
-               "in=%s out=%s cache_read=%s cache_write=%s ttfe_ms=%.1f dur_ms=%.1f up_ms=%.1f error=%s "
-               "failovers=%s repairs=%s")
+               "in=%s out=%s cache_read=%s cache_write=%s ttfe_ms=%.1f dur_ms=%.1f up_ms=%.1f "
+               "error=%s failovers=%s repairs=%s")
 USER_AGENT_MAX = 200
 
 

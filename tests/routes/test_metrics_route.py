@@ -142,7 +142,8 @@ def test_upstream_latency_and_gateway_overhead_are_measured_for_real_calls(clien
 
     upstream.add_callback(responses.POST, deployment_url("d-sonnet") + "/invoke",
                           callback=slow(json.dumps(bedrock_message())))
-    upstream.add_callback(responses.POST, deployment_url("d-sonnet") + "/invoke-with-response-stream",
+    upstream.add_callback(responses.POST,
+                          deployment_url("d-sonnet") + "/invoke-with-response-stream",
                           callback=slow(bedrock_stream()))
     before = client.get("/metrics").get_data(as_text=True)
     assert client.post("/v1/messages", json=simple_body(), headers=auth_headers).status_code == 200

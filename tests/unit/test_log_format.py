@@ -168,5 +168,5 @@ def test_text_formatter_formats_access_args_like_before():
                              -1.0, 1.25, -1.0, "-", 0, "-"), None)
     assert make_formatter("text").format(rec).endswith(
         "gateway.access: r GET /p 200 key=k session=- model=- sap_model=- deployment=- "
-        "stream=0 in=0 out=0 cache_read=0 cache_write=0 ttfe_ms=-1.0 dur_ms=1.2 up_ms=-1.0 error=- "
-        "failovers=0 repairs=-")
+        "stream=0 in=0 out=0 cache_read=0 cache_write=0 ttfe_ms=-1.0 dur_ms=1.2 up_ms=-1.0 "
+        "error=- failovers=0 repairs=-")

@@ -368,8 +368,8 @@ def test_a_steady_stream_reports_how_late_its_first_and_last_events_left(fake):
     with call(fake, bedrock_body(), sse=True, stream=True) as r:
         assert b"message_stop" in b"".join(r.iter_content(chunk_size=None))
     ((first, last),) = reports
-    assert 0.03 <= first < 0.045  # late
-    assert last < 0.01  # the stream caught up with its own clock
+    assert 0.03 <= first < 0.06  # late
+    assert last < 0.025  # the stream caught up with its own clock
 
 
 def test_reply_override(fake):
