@@ -158,7 +158,7 @@ def _attempt(rt: Runtime, target: Target, plan: Plan, stream: bool,
         _raise_for_status(rt, resp, client_model)
     if not stream:
         return Exchange(target, response=resp, repairs=repairs,
-                        upstream_ttfb=time.perf_counter() - sent_at)
+                        upstream_ttfb=resp.elapsed.total_seconds())
     source = EventSource(resp, plan.stream_decoder(),
                          idle_timeout=rt.settings.stream_idle_timeout,
                          read_waiter=rt.read_waiter)

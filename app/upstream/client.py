@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import ssl
 import time
@@ -32,6 +31,7 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.wait import wait_for_read
 
 from app.errors import BadGateway, GatewayTimeout
 from app.upstream.deployments import Target
@@ -47,10 +47,8 @@ ConnectionProbe = Callable[[socket.socket], bool]
 
 
 def readable_now(sock: socket.socket) -> bool:
-    """What urllib3 itself asks before reusing a connection: a zero-timeout poll."""
-    poll = select.poll()
-    poll.register(sock, select.POLLIN)
-    return bool(poll.poll(0))
+    """What urllib3 itself asks before reusing a connection (a zero-timeout poll)."""
+    return wait_for_read(sock, timeout=0.0)
 
 
 def _probed_pool_classes(probe: ConnectionProbe) -> dict:
