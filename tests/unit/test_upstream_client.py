@@ -127,13 +127,18 @@ print("ok")
 """
 
 
+def run_ok(script: str, *args: str) -> None:
+    """Run ``script`` in a fresh interpreter (gevent's patching cannot be undone here); it
+    prints ``ok`` when every assertion in it held."""
+    done = subprocess.run([sys.executable, "-c", script, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 def test_the_gevent_workers_probe_does_not_let_other_greenlets_run_first():
     """urllib3's own check is a zero-timeout ``select.poll``, which gevent turns into a
     switch to its hub: under load every ready greenlet ran before the request was sent."""
-    done = subprocess.run([sys.executable, "-c", UNDER_GEVENT,
-                           os.path.join(ROOT, "gunicorn.conf.py")],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    run_ok(UNDER_GEVENT, os.path.join(ROOT, "gunicorn.conf.py"))
 
 
 REUSE_UNDER_GEVENT = """
@@ -189,13 +194,14 @@ def test_a_reused_connection_is_checked_without_a_hub_switch_under_gevent():
     """The whole path: urllib3's pool really asks the probe, and with the gevent workers'
     probe no greenlet switch happens inside that check (with urllib3's own it does: the
     control in the script, so the test also fails if the switch stops being seen)."""
-    done = subprocess.run([sys.executable, "-c", REUSE_UNDER_GEVENT,
-                           os.path.join(ROOT, "gunicorn.conf.py"), ROOT],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    run_ok(REUSE_UNDER_GEVENT, os.path.join(ROOT, "gunicorn.conf.py"), ROOT)
 
 
-def test_the_gevent_workers_build_their_session_with_that_probe(tmp_path, monkeypatch):
+def test_the_gevent_workers_build_their_runtime_with_the_waiter_and_the_probe(tmp_path,
+                                                                            monkeypatch):
+    """gunicorn's post_worker_init hands GeventReadWaiter (which the failover loop passes to
+    every upstream stream) and UnpatchedPollProbe (which the session's pools ask) to the
+    worker's runtime."""
     from app import config, runtime
     from tests.http_fakes import make_settings
 
@@ -204,6 +210,7 @@ def test_the_gevent_workers_build_their_session_with_that_probe(tmp_path, monkey
     runtime.install(None)
     try:
         hooks["post_worker_init"](None)
+        assert runtime.current().read_waiter is hooks["GeventReadWaiter"]
         assert isinstance(runtime.current().connection_probe, hooks["UnpatchedPollProbe"])
     finally:
         runtime.install(None)

@@ -345,19 +345,3 @@ def test_under_gevent_as_in_the_server(tmp_path):
                           timeout=240, cwd=str(tmp_path),
                           env={**os.environ, "EVENTS_TEST_GEVENT_WAITER": "1"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-
-def test_the_gevent_workers_build_their_runtime_with_the_read_waiter(tmp_path, monkeypatch):
-    """gunicorn's post_worker_init hands GeventReadWaiter to the worker's runtime (which the
-    failover loop passes to every upstream stream)."""
-    from app import config, runtime
-    from tests.http_fakes import make_settings
-
-    hooks = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
-    monkeypatch.setattr(config, "_worker_settings", make_settings(tmp_path))
-    runtime.install(None)
-    try:
-        hooks["post_worker_init"](None)
-        assert runtime.current().read_waiter is hooks["GeventReadWaiter"]
-    finally:
-        runtime.install(None)
