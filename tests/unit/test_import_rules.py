@@ -14,8 +14,8 @@ WEB = {"flask", "werkzeug"}
 PURE = {"app/errors.py": set(), "app/model_names.py": set()}  # stdlib only
 # config validates model_profiles with the pure profile builders, which need the family of a name
 PURE["app/config.py"] = {"app.translate.family_profiles"}
-# orjson: a pure encoder with no I/O (app/wire/jsoncodec.py says why it is there)
-PURE.update({m: {"app.wire", "orjson"} for m in MODULES if m.startswith("app/wire/")})
+# orjson, msgspec: a pure encoder and decoder with no I/O (app/wire/jsoncodec.py says why)
+PURE.update({m: {"app.wire", "orjson", "msgspec"} for m in MODULES if m.startswith("app/wire/")})
 PURE.update({m: {"app.wire", "app.translate", "app.model_names"}
              for m in MODULES if m.startswith("app/translate/")})
 NO_WEB = [m for m in MODULES if m.startswith("app/upstream/")] + [
