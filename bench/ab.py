@@ -29,7 +29,7 @@ from urllib.parse import urlsplit  # noqa: E402
 from bench import procs  # noqa: E402
 from bench.client import Conn, build_request  # noqa: E402
 from bench.run import (ANTHROPIC_MARKER, DEFAULT_CC_BODY, PROFILES, SCENARIOS, load_cc_body,  # noqa: E402
-                       run_load, small_body)
+                       recorded_cc_requests, run_load, small_body)
 from bench.stats import median, percentile  # noqa: E402
 
 
@@ -63,21 +63,26 @@ def drop_worktree(path: Path) -> None:
                    capture_output=True, timeout=60)
 
 
-def request_bytes(args, host: str) -> bytes:
+def request_bytes(args, host: str) -> tuple[bytes, ...]:
+    """The scenario's gateway requests, sent in turn (several for cc-mix-stream)."""
     scen = SCENARIOS[args.scenario]
     if scen.body == "cc":
-        body, headers, path = load_cc_body(args.cc_body)
-        body = dict(body)
+        recorded = [load_cc_body(args.cc_body)]
+    elif scen.body == "cc-mix":
+        recorded = recorded_cc_requests(procs.SONNET)
     else:
-        body, path = small_body(procs.SONNET), "/v1/messages"
-        headers = [("Content-Type", "application/json"), ("anthropic-version", "2023-06-01")]
-    body["stream"] = scen.stream
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return build_request("POST", path, host, [("Authorization", f"Bearer {procs.GATEWAY_KEY}")]
-                         + headers, raw)
+        recorded = [(small_body(procs.SONNET), [("Content-Type", "application/json"),
+                                                ("anthropic-version", "2023-06-01")], "/v1/messages")]
+    out = []
+    for body, headers, path in recorded:
+        raw = json.dumps(dict(body, stream=scen.stream), ensure_ascii=False,
+                         separators=(",", ":")).encode()
+        out.append(build_request("POST", path, host, [("Authorization", f"Bearer {procs.GATEWAY_KEY}")]
+                                 + headers, raw))
+    return tuple(out)
 
 
-def measure(gateway: procs.Gateway, pool: list, payload: bytes, args, stream: bool) -> dict:
+def measure(gateway: procs.Gateway, pool: list, payload: tuple[bytes, ...], args, stream: bool) -> dict:
     marker = ANTHROPIC_MARKER if stream else None
     expect = b"message_stop" if stream else b'"content"'
     fail = b"event: error" if stream else None

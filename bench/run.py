@@ -50,7 +50,7 @@ PROFILES = {
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    body: str       # "small" or "cc" (a real Claude Code body)
+    body: str       # "small", "cc" (a real Claude Code body) or "cc-mix" (all recorded ones in turn)
     stream: bool
     api: str = "messages"  # "messages" (/v1/messages) or "chat" (/v1/chat/completions)
 
@@ -64,13 +64,16 @@ SCENARIOS = {s.name: s for s in (
     Scenario("small-stream", "small", True),
     Scenario("cc", "cc", False),
     Scenario("cc-stream", "cc", True),
+    # Every recorded Claude Code turn in turn: tool results, web search, a first turn, a
+    # short follow-up (49-78 KB, and two of about 1-3 KB), as a fleet sends them.
+    Scenario("cc-mix-stream", "cc-mix", True),
     # Streaming /v1/chat/completions (OpenAI chunks translated from the Bedrock stream). A
     # gateway that answers 404 there is reported as "not available".
     Scenario("chat-stream", "small", True, api="chat"),
 )}
 
 FULL_PLAN = {
-    "fast": ["small", "small-stream", "cc", "cc-stream", "chat-stream"],
+    "fast": ["small", "small-stream", "cc", "cc-stream", "cc-mix-stream", "chat-stream"],
     "llm": ["small-stream", "cc-stream"],
 }
 QUICK_PLAN = {
@@ -90,13 +93,30 @@ CHAT_MARKER = b'"content":"'  # first chunk with text (role-only first chunks ha
 def load_cc_body(path: Path) -> tuple[dict, list[tuple[str, str]], str]:
     """A recorded Claude Code request: (body, headers to replay, path)."""
     text = path.read_text()
-    first = json.loads(text.splitlines()[0] if path.suffix == ".jsonl" else text)
+    return load_cc_body_record(json.loads(text.splitlines()[0] if path.suffix == ".jsonl" else text))
+
+
+def load_cc_body_record(first: dict) -> tuple[dict, list[tuple[str, str]], str]:
     body = first.get("body", first)
     skip = {"host", "content-length", "authorization", "x-api-key", "connection", "accept-encoding"}
     headers = [(k, v) for k, v in first.get("headers", []) if k.lower() not in skip]
     if not headers:
         headers = [("Content-Type", "application/json"), ("anthropic-version", "2023-06-01")]
     return body, headers, first.get("path", "/v1/messages")
+
+
+def recorded_cc_requests(model: str) -> list[tuple[dict, list[tuple[str, str]], str]]:
+    """Every recorded Claude Code ``/v1/messages`` request under FIXTURE_DIR's parent (all
+    versions), its model set to ``model`` (the one deployment the fake serves)."""
+    out = []
+    for path in sorted(FIXTURE_DIR.parent.glob("*/*.jsonl")):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if not rec.get("path", "").startswith("/v1/messages") or "count_tokens" in rec["path"]:
+                continue
+            body, headers, req_path = load_cc_body_record(rec)
+            out.append((dict(body, model=model), headers, req_path))
+    return out
 
 
 def small_body(model: str) -> dict:
@@ -113,14 +133,15 @@ def bedrock_shape(body: dict) -> dict:
 
 @dataclass
 class Prepared:
+    """A scenario's requests, whole HTTP/1.1 requests sent in turn (one, but for cc-mix)."""
     scenario: Scenario
-    gateway: bytes
-    direct: Optional[bytes]
+    gateway: tuple[bytes, ...]
+    direct: Optional[tuple[bytes, ...]]
     marker: Optional[bytes]
     expect: bytes
     fail: Optional[bytes]
     direct_body_source: str
-    gateway_bytes: int
+    gateway_bytes: int  # body bytes, the mean over the requests
     direct_bytes: int
 
 
@@ -151,43 +172,61 @@ class Context:
     # -------------------------------------------------------------- requests
 
     def prepare(self, scen: Scenario) -> Prepared | str:
-        """Build both requests of a scenario and check each answers 200 once (else: the reason)."""
+        """Build a scenario's requests and check each answers 200 once (else: the reason)."""
         if scen.name in self.prepared:
             return self.prepared[scen.name]
         args = self.args
-        key = args.gateway_key
         if scen.body == "cc":
             if not args.cc_body.exists():
                 return self._remember(scen, f"no Claude Code body at {args.cc_body} (--cc-body)")
-            body, headers, path = load_cc_body(args.cc_body)
-            body = dict(body)
+            recorded = [load_cc_body(args.cc_body)]
+        elif scen.body == "cc-mix":
+            recorded = recorded_cc_requests(args.model)
+            if not recorded:
+                return self._remember(scen, f"no recorded Claude Code requests under {FIXTURE_DIR.parent}")
         else:
-            body = small_body(args.model)
-            headers = [("Content-Type", "application/json"), ("anthropic-version", "2023-06-01"),
-                       ("Accept", "application/json"), ("User-Agent", "gateway-bench")]
-            path = "/v1/messages"
+            recorded = [(small_body(args.model), [
+                ("Content-Type", "application/json"), ("anthropic-version", "2023-06-01"),
+                ("Accept", "application/json"), ("User-Agent", "gateway-bench")], "/v1/messages")]
+        if scen.api == "chat":
+            marker, expect, fail = (CHAT_MARKER if scen.stream else None), b"[DONE]" if scen.stream else b'"choices"', None
+        else:
+            marker = ANTHROPIC_MARKER if scen.stream else None
+            expect = b"message_stop" if scen.stream else b'"content"'
+            fail = b"event: error" if scen.stream else None
+        built = []
+        for body, headers, path in recorded:
+            one = self._prepare_one(scen, dict(body), headers, path, marker, expect, fail)
+            if isinstance(one, str):
+                return self._remember(scen, one)
+            built.append(one)
+        direct = tuple(b[1] for b in built) if all(b[1] is not None for b in built) else None
+        prepared = Prepared(scen, tuple(b[0] for b in built), direct, marker, expect, fail, built[0][2],
+                            sum(b[3] for b in built) // len(built), sum(b[4] for b in built) // len(built))
+        self.prepared[scen.name] = prepared
+        return prepared
+
+    def _prepare_one(self, scen: Scenario, body: dict, headers: list[tuple[str, str]], path: str,
+                     marker, expect, fail) -> tuple[bytes, Optional[bytes], str, int, int] | str:
+        """One request through the gateway, then the exact body it sent upstream, direct."""
+        args = self.args
         body["stream"] = scen.stream
         if scen.api == "chat":
             path = "/v1/chat/completions"
             body = {"model": body.get("model", args.model), "messages": body["messages"],
                     "max_tokens": 1024, "stream": scen.stream}
             headers = [("Content-Type", "application/json"), ("User-Agent", "gateway-bench")]
-            marker, expect, fail = (CHAT_MARKER if scen.stream else None), b"[DONE]" if scen.stream else b'"choices"', None
-        else:
-            marker = ANTHROPIC_MARKER if scen.stream else None
-            expect = b"message_stop" if scen.stream else b'"content"'
-            fail = b"event: error" if scen.stream else None
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        gw_req = build_request("POST", path, self.gw_host, [("Authorization", f"Bearer {key}")] + headers, raw)
+        gw_req = build_request("POST", path, self.gw_host,
+                               [("Authorization", f"Bearer {args.gateway_key}")] + headers, raw)
 
         probe = Conn(*self.gw_addr, timeout=args.timeout)
         res = probe.request(gw_req, marker, expect, fail)
         probe.close()
         if not res.ok:
-            reason = res.error or "failed"
             if res.status == 404 and scen.api == "chat":
-                return self._remember(scen, "not available (gateway answered 404)")
-            return self._remember(scen, f"gateway probe failed: {reason} {res.sample[:200]!r}")
+                return "not available (gateway answered 404)"
+            return f"gateway probe failed: {res.error or 'failed'} {res.sample[:200]!r}"
 
         direct_req, source, direct_len = None, "-", 0
         if self.fake is not None:
@@ -208,10 +247,8 @@ class Context:
             res = probe.request(direct_req, dmarker, dexpect)
             probe.close()
             if not res.ok:
-                return self._remember(scen, f"direct probe failed: {res.error} {res.sample[:200]!r}")
-        prepared = Prepared(scen, gw_req, direct_req, marker, expect, fail, source, len(raw), direct_len)
-        self.prepared[scen.name] = prepared
-        return prepared
+                return f"direct probe failed: {res.error} {res.sample[:200]!r}"
+        return gw_req, direct_req, source, len(raw), direct_len
 
     def _remember(self, scen: Scenario, reason: str) -> str:
         self.prepared[scen.name] = reason
@@ -221,11 +258,14 @@ class Context:
 # ------------------------------------------------------------------------------ load
 
 
-def run_load(pool: list[Conn], payload: bytes, seconds: float, min_requests: int, max_requests: int,
-             hard_seconds: float, marker, expect, fail, timeout: float) -> tuple[list, float]:
+def run_load(pool: list[Conn], payload: bytes | tuple[bytes, ...], seconds: float, min_requests: int,
+             max_requests: int, hard_seconds: float, marker, expect, fail,
+             timeout: float) -> tuple[list, float]:
     """Requests over the pool's connections (one greenlet each) until ``seconds`` have passed
     and at least ``min_requests`` were issued; never more than ``max_requests`` nor longer than
-    ``hard_seconds`` (then in-flight requests finish, each bounded by ``timeout``)."""
+    ``hard_seconds`` (then in-flight requests finish, each bounded by ``timeout``). Several
+    payloads are sent in turn."""
+    payloads = (payload,) if isinstance(payload, bytes) else payload
     results: list = []
     issued = [0]
     t0 = perf()
@@ -237,7 +277,7 @@ def run_load(pool: list[Conn], payload: bytes, seconds: float, min_requests: int
             if now >= hard_end or (now >= soft_end and issued[0] >= min_requests):
                 break
             issued[0] += 1
-            results.append(conn.request(payload, marker, expect, fail))
+            results.append(conn.request(payloads[issued[0] % len(payloads)], marker, expect, fail))
 
     greenlets = [gevent.spawn(worker, conn) for conn in pool]
     gevent.joinall(greenlets, timeout=hard_seconds + timeout + 5)
