@@ -37,17 +37,21 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--base", required=True, help="git revision to compare this working tree with")
+    add_round_options(p, [name for name, s in SCENARIOS.items() if s.api == "messages"], rounds=6)
+    return p.parse_args(argv)
+
+
+def add_round_options(p: argparse.ArgumentParser, scenarios: list[str], *, rounds: int) -> None:
+    """The load and round options of the side-by-side benchmarks (this one and bench.stack)."""
     p.add_argument("--profile", default="fast", choices=sorted(PROFILES), help="fake profile")
-    p.add_argument("--scenario", default="cc-stream",
-                   choices=[name for name, s in SCENARIOS.items() if s.api == "messages"])
+    p.add_argument("--scenario", default="cc-stream", choices=scenarios)
     p.add_argument("-c", "--concurrency", type=int, default=50)
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers of each gateway")
-    p.add_argument("--rounds", type=int, default=6, help="measured rounds per side")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers of each server")
+    p.add_argument("--rounds", type=int, default=rounds, help="measured rounds per side")
     p.add_argument("--round-seconds", type=float, default=3.0)
     p.add_argument("--max-requests", type=int, default=50000, help="hard cap per round")
     p.add_argument("--timeout", type=float, default=30.0, help="per-request socket timeout (s)")
     p.add_argument("--cc-body", type=Path, default=DEFAULT_CC_BODY)
-    return p.parse_args(argv)
 
 
 def worktree(revision: str, where: Path) -> Path:

@@ -29,9 +29,9 @@ from pathlib import Path  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
 from bench import procs  # noqa: E402
-from bench.ab import measure, request_bytes  # noqa: E402
+from bench.ab import add_round_options, measure, request_bytes  # noqa: E402
 from bench.client import Conn, build_request  # noqa: E402
-from bench.run import DEFAULT_CC_BODY, PROFILES, SCENARIOS, run_load  # noqa: E402
+from bench.run import PROFILES, SCENARIOS, run_load  # noqa: E402
 from bench.stats import median  # noqa: E402
 
 RELAYS = {
@@ -52,17 +52,8 @@ class Side:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.stack", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--profile", default="fast", choices=sorted(PROFILES), help="fake profile")
-    p.add_argument("--scenario", default="cc-stream",
-                   choices=[name for name, s in SCENARIOS.items()
-                            if s.api == "messages" and s.body != "cc-mix"])
-    p.add_argument("-c", "--concurrency", type=int, default=50)
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers of every server")
-    p.add_argument("--rounds", type=int, default=5, help="measured rounds per side")
-    p.add_argument("--round-seconds", type=float, default=3.0)
-    p.add_argument("--max-requests", type=int, default=50000, help="hard cap per round")
-    p.add_argument("--timeout", type=float, default=30.0, help="per-request socket timeout (s)")
-    p.add_argument("--cc-body", type=Path, default=DEFAULT_CC_BODY)
+    add_round_options(p, [name for name, s in SCENARIOS.items()
+                          if s.api == "messages" and s.body != "cc-mix"], rounds=5)
     return p.parse_args(argv)
 
 
