@@ -86,19 +86,20 @@ def request_bytes(args, host: str) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def measure(gateway: procs.Gateway, pool: list, payload: tuple[bytes, ...], args, stream: bool) -> dict:
+def measure(pid: int, pool: list, payload: tuple[bytes, ...], args, stream: bool) -> dict:
+    """One round of load on ``pool``; CPU is that of the process tree under ``pid``."""
     marker = ANTHROPIC_MARKER if stream else None
     expect = b"message_stop" if stream else b'"content"'
     fail = b"event: error" if stream else None
     gc.collect()
-    cpu0 = procs.tree_cpu(gateway.pid)
+    cpu0 = procs.tree_cpu(pid)
     gc.disable()
     try:
         results, wall = run_load(pool, payload, args.round_seconds, 2 * len(pool), args.max_requests,
                                  2 * args.round_seconds, marker, expect, fail, args.timeout)
     finally:
         gc.enable()
-    cpu = procs.tree_cpu(gateway.pid) - cpu0
+    cpu = procs.tree_cpu(pid) - cpu0
     ok = [r for r in results if r.ok]
     return {"requests": len(results), "errors": len(results) - len(ok),
             "rps": len(ok) / wall if wall else 0.0,
@@ -137,7 +138,8 @@ def main(argv=None) -> int:
         rounds = {"base": [], "head": []}
         for i in range(args.rounds):
             for name in (("base", "head") if i % 2 == 0 else ("head", "base")):
-                rounds[name].append(measure(sides[name], pools[name], payloads[name], args, stream))
+                rounds[name].append(measure(sides[name].pid, pools[name], payloads[name], args,
+                                            stream))
             print(f"  round {i + 1}: " + "  ".join(
                 f"{n} {rounds[n][-1]['cpu_ms_per_req']:.3f} ms CPU/req {rounds[n][-1]['rps']:.0f} req/s"
                 for n in ("base", "head")), flush=True)

@@ -22,6 +22,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -100,14 +101,15 @@ def main(argv=None) -> int:
     wd = procs.workdir("gateway-stack-")
     try:
         prof = PROFILES[args.profile]
-        fake = procs.start_fake(wd, ttft=prof["ttft"], chunks=prof["chunks"], interval=prof["interval"])
+        fake = procs.start_fake(wd, ttft=prof["ttft"], chunks=prof["chunks"],
+                                interval=prof["interval"])
         token = fake.token()
         gw = procs.start_gateway(fake, wd, workers=args.workers)
         gw_host = urlsplit(gw.url).netloc
         sides = [Side("gateway", gw.pid, connections(gw_host, args.concurrency, args.timeout),
                       request_bytes(args, gw_host))]
         run_load(sides[0].pool, sides[0].payload, 1.0, 2 * args.concurrency, args.max_requests, 3.0,
-                 None, None, None, args.timeout)  # warm-up; also the body the gateway sends upstream
+                 None, None, None, args.timeout)  # warm-up; the fake keeps the body sent upstream
         fake_url = urlsplit(fake.url)
         direct = build_request("POST", f"{urlsplit(fake.deployment_url).path}/{scen.suffix}",
                                fake_url.netloc, [("Authorization", f"Bearer {token}"),
@@ -130,14 +132,13 @@ def main(argv=None) -> int:
         for i in range(args.rounds):
             order = sides[i % len(sides):] + sides[:i % len(sides)]  # who goes first rotates
             for side in order:
-                rounds[side.name].append(measure(side, side.pool, side.payload, args, scen.stream))
+                rounds[side.name].append(measure(side.pid, side.pool, side.payload, args,
+                                                 scen.stream))
             print(f"  round {i + 1}: " + "  ".join(
                 f"{s.name} {rounds[s.name][-1]['rps']:.0f}/s" for s in sides), flush=True)
         print(report(rounds))
     finally:
         procs.stop_all()
-        import shutil
-
         shutil.rmtree(wd, ignore_errors=True)
     return 0
 
