@@ -28,8 +28,8 @@ from urllib.parse import urlsplit  # noqa: E402
 
 from bench import procs  # noqa: E402
 from bench.client import Conn, build_request  # noqa: E402
-from bench.run import (ANTHROPIC_MARKER, DEFAULT_CC_BODY, PROFILES, SCENARIOS, load_cc_body,  # noqa: E402
-                       recorded_cc_requests, run_load, small_body)
+from bench.run import (ANTHROPIC_MARKER, DEFAULT_CC_BODY, PROFILES, SCENARIOS,  # noqa: E402
+                       run_load, scenario_requests)
 from bench.stats import median, percentile  # noqa: E402
 
 
@@ -70,15 +70,8 @@ def drop_worktree(path: Path) -> None:
 def request_bytes(args, host: str) -> tuple[bytes, ...]:
     """The scenario's gateway requests, sent in turn (several for cc-mix-stream)."""
     scen = SCENARIOS[args.scenario]
-    if scen.body == "cc":
-        recorded = [load_cc_body(args.cc_body)]
-    elif scen.body == "cc-mix":
-        recorded = recorded_cc_requests(procs.SONNET)
-    else:
-        recorded = [(small_body(procs.SONNET), [("Content-Type", "application/json"),
-                                                ("anthropic-version", "2023-06-01")], "/v1/messages")]
     out = []
-    for body, headers, path in recorded:
+    for body, headers, path in scenario_requests(scen, procs.SONNET, args.cc_body):
         raw = json.dumps(dict(body, stream=scen.stream), ensure_ascii=False,
                          separators=(",", ":")).encode()
         out.append(build_request("POST", path, host, [("Authorization", f"Bearer {procs.GATEWAY_KEY}")]

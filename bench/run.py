@@ -124,6 +124,20 @@ def small_body(model: str) -> dict:
             "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}
 
 
+SMALL_HEADERS = [("Content-Type", "application/json"), ("anthropic-version", "2023-06-01"),
+                 ("Accept", "application/json"), ("User-Agent", "gateway-bench")]
+
+
+def scenario_requests(scen: Scenario, model: str,
+                      cc_body: Path) -> list[tuple[dict, list[tuple[str, str]], str]]:
+    """A scenario's Anthropic requests, sent in turn: (body, headers to replay, path) each."""
+    if scen.body == "cc":
+        return [load_cc_body(cc_body)]
+    if scen.body == "cc-mix":
+        return recorded_cc_requests(model)
+    return [(small_body(model), SMALL_HEADERS, "/v1/messages")]
+
+
 def bedrock_shape(body: dict) -> dict:
     """What the gateway sends, roughly (used only when the fake cannot show the real body)."""
     out = {k: v for k, v in body.items() if k not in ("model", "stream")}
@@ -176,18 +190,11 @@ class Context:
         if scen.name in self.prepared:
             return self.prepared[scen.name]
         args = self.args
-        if scen.body == "cc":
-            if not args.cc_body.exists():
-                return self._remember(scen, f"no Claude Code body at {args.cc_body} (--cc-body)")
-            recorded = [load_cc_body(args.cc_body)]
-        elif scen.body == "cc-mix":
-            recorded = recorded_cc_requests(args.model)
-            if not recorded:
-                return self._remember(scen, f"no recorded Claude Code requests under {FIXTURE_DIR.parent}")
-        else:
-            recorded = [(small_body(args.model), [
-                ("Content-Type", "application/json"), ("anthropic-version", "2023-06-01"),
-                ("Accept", "application/json"), ("User-Agent", "gateway-bench")], "/v1/messages")]
+        if scen.body == "cc" and not args.cc_body.exists():
+            return self._remember(scen, f"no Claude Code body at {args.cc_body} (--cc-body)")
+        recorded = scenario_requests(scen, args.model, args.cc_body)
+        if not recorded:
+            return self._remember(scen, f"no recorded Claude Code requests under {FIXTURE_DIR.parent}")
         if scen.api == "chat":
             marker, expect, fail = (CHAT_MARKER if scen.stream else None), b"[DONE]" if scen.stream else b'"choices"', None
         else:
