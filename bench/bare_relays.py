@@ -122,21 +122,24 @@ def _head(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
 
 
 def _chunked_payload(sock: socket.socket, first: bytes) -> Iterator[bytes]:
+    """The payload of a chunked answer; the connection is kept only when read to its end."""
     decoder = ChunkedDecoder()
     data = first
-    while True:
-        payload = decoder.feed(data) if data else b""
-        if payload:
-            yield payload
-        if decoder.done or decoder.error is not None:
-            break
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("the upstream closed the connection mid-answer")
-    if decoder.done and not decoder.extra:
-        _idle.append(sock)
-    else:
-        sock.close()
+    try:
+        while True:
+            payload = decoder.feed(data) if data else b""
+            if payload:
+                yield payload
+            if decoder.done or decoder.error is not None:
+                break
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("the upstream closed the connection mid-answer")
+    finally:
+        if decoder.done and not decoder.extra:
+            _idle.append(sock)
+        else:
+            sock.close()
 
 
 def _sized_payload(sock: socket.socket, first: bytes, length: int) -> Iterator[bytes]:
