@@ -45,7 +45,7 @@ StartResponse = Callable[[str, list], object]
 
 
 def _upstream_call(raw: bytes) -> tuple[str, bytes]:
-    """The body as the deployment takes it, and the URL suffix (``(payload, suffix)``)."""
+    """The URL suffix and the body as the deployment takes it: ``(suffix, payload)``."""
     body = _decode(raw)
     stream = body.pop("stream", False) is True
     body.pop("model", None)

@@ -138,6 +138,16 @@ def scenario_requests(scen: Scenario, model: str,
     return [(small_body(model), SMALL_HEADERS, "/v1/messages")]
 
 
+def direct_request(scen: Scenario, dep_path: str, fake_host: str, token: str,
+                   body: bytes) -> bytes:
+    """``body`` posted straight to the fake's deployment, with the headers the gateway sends."""
+    return build_request("POST", f"{dep_path}/{scen.suffix}", fake_host, [
+        ("Authorization", f"Bearer {token}"), ("AI-Resource-Group", "default"),
+        ("Content-Type", "application/json"),
+        ("Accept", "text/event-stream" if scen.stream else "application/json"),
+        ("AI-Client-Type", "sap-aicore-gateway")], body)
+
+
 def bedrock_shape(body: dict) -> dict:
     """What the gateway sends, roughly (used only when the fake cannot show the real body)."""
     out = {k: v for k, v in body.items() if k not in ("model", "stream")}
@@ -243,11 +253,7 @@ class Context:
             else:
                 dbody, source = json.dumps(bedrock_shape(body)).encode(), "model/stream dropped, anthropic_version added"
             direct_len = len(dbody)
-            direct_req = build_request("POST", f"{self.dep_path}/{scen.suffix}", self.fake_host, [
-                ("Authorization", f"Bearer {self.token}"), ("AI-Resource-Group", "default"),
-                ("Content-Type", "application/json"),
-                ("Accept", "text/event-stream" if scen.stream else "application/json"),
-                ("AI-Client-Type", "sap-aicore-gateway")], dbody)
+            direct_req = direct_request(scen, self.dep_path, self.fake_host, self.token, dbody)
             dmarker = ANTHROPIC_MARKER if scen.stream else None
             dexpect = b"message_stop" if scen.stream else b'"content"'
             probe = Conn(*self.fake_addr, timeout=args.timeout)

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.stack                          # cc-stream, c=50, about 2 min
     .venv/bin/python -m bench.stack --scenario small-stream --rounds 4
 
-One fake SAP AI Core (``bench.fake``) serves, in alternating rounds under the same load: the
+One fake SAP AI Core (``bench.fake``) serves, in rotating rounds under the same load: the
 load generator directly, the gateway (``gunicorn -c gunicorn.conf.py wsgi:app``), and the three
 bare relays of :mod:`bench.bare_relays` under gunicorn's gevent workers (the same worker count,
 ``--worker-connections 2000``, keep-alive 5 s). The relays parse, reshape, serialize, post and
@@ -31,8 +31,8 @@ from urllib.parse import urlsplit  # noqa: E402
 
 from bench import procs  # noqa: E402
 from bench.ab import add_round_options, measure, request_bytes  # noqa: E402
-from bench.client import Conn, build_request  # noqa: E402
-from bench.run import PROFILES, SCENARIOS, run_load  # noqa: E402
+from bench.client import Conn  # noqa: E402
+from bench.run import PROFILES, SCENARIOS, direct_request, run_load  # noqa: E402
 from bench.stats import median  # noqa: E402
 
 RELAYS = {
@@ -111,11 +111,8 @@ def main(argv=None) -> int:
         run_load(sides[0].pool, sides[0].payload, 1.0, 2 * args.concurrency, args.max_requests, 3.0,
                  None, None, None, args.timeout)  # warm-up; the fake keeps the body sent upstream
         fake_url = urlsplit(fake.url)
-        direct = build_request("POST", f"{urlsplit(fake.deployment_url).path}/{scen.suffix}",
-                               fake_url.netloc, [("Authorization", f"Bearer {token}"),
-                                                 ("AI-Resource-Group", "default"),
-                                                 ("Content-Type", "application/json")],
-                               fake.last_body(scen.suffix))
+        direct = direct_request(scen, urlsplit(fake.deployment_url).path, fake_url.netloc, token,
+                                fake.last_body(scen.suffix))
         sides.insert(0, Side("direct", fake.pid, connections(fake_url.netloc, args.concurrency,
                                                              args.timeout), (direct,)))
         for name, target in RELAYS.items():
